@@ -1,0 +1,51 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parsed flag values: strings, booleans, or arrays of them for `multiple` flags. */
+export type FlagValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+/** One subcommand of `hpc-user-operator`. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage text printed by `--help`, after the summary. */
+  usage: string;
+  options: Options;
+  /** Returns the process exit status. */
+  run(values: FlagValues, positionals: string[]): Promise<number>;
+}
+
+/** A user mistake on the command line: printed as one line, exit status 2. */
+export class UsageError extends Error {}
+
+export async function runCommand(command: Command, argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (parsed.values.help === true) {
+    process.stdout.write(`${command.summary}\n\n${command.usage.trim()}\n`);
+    return 0;
+  }
+  return command.run(parsed.values, parsed.positionals);
+}
+
+/** Reads a required string flag or throws a UsageError naming it. */
+export function requireString(values: FlagValues, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+export function optionalString(values: FlagValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { runCommand, UsageError, type Command } from './command.js';
+
+/** Every subcommand; each lives in its own module under `commands/`. */
+const COMMANDS: Command[] = [];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'hpc-user-operator: mirrors HPC cluster users (uid/gid, NAS home) into Kubernetes',
+    '',
+    'Usage: hpc-user-operator <command> [flags]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `hpc-user-operator <command> --help` for the flags of a command.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    process.stderr.write(`hpc-user-operator: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    return await runCommand(command, rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hpc-user-operator ${name}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`hpc-user-operator ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+// Run only when executed as the program, not when imported by tests.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}
