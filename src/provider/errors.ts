@@ -1,0 +1,43 @@
+/**
+ * Provider failures, typed by what the caller should do about them.
+ * - retryable: try again soon (network, timeout, HTTP 5xx, expired timestamp, server errors)
+ * - quota: the key's call budget is spent; back off for a long time
+ * - permanent: retrying cannot help until the configuration or credentials change
+ */
+export type ProviderErrorKind = 'retryable' | 'quota' | 'permanent';
+
+/** ret_codes the provider documents, by meaning. */
+export const RetCode = {
+  BadRequest: 1100,
+  AuthenticationFailed: 1200,
+  RequestExpired: 1300,
+  AccessDenied: 1400,
+  NotFound: 2100,
+  QuotaExceeded: 2500,
+  InternalError: 5000,
+  ServerBusy: 5100,
+  ServiceUpdating: 5300,
+} as const;
+
+const RETRYABLE_RET_CODES = new Set<number>([
+  RetCode.RequestExpired,
+  RetCode.InternalError,
+  RetCode.ServerBusy,
+  RetCode.ServiceUpdating,
+]);
+
+export function kindOfRetCode(retCode: number): ProviderErrorKind {
+  if (retCode === RetCode.QuotaExceeded) return 'quota';
+  return RETRYABLE_RET_CODES.has(retCode) ? 'retryable' : 'permanent';
+}
+
+export class ProviderError extends Error {
+  override readonly name = 'ProviderError';
+  constructor(
+    readonly kind: ProviderErrorKind,
+    message: string,
+    readonly details: { retCode?: number; httpStatus?: number } = {},
+  ) {
+    super(message);
+  }
+}
