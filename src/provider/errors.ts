@@ -31,12 +31,25 @@ export function kindOfRetCode(retCode: number): ProviderErrorKind {
   return RETRYABLE_RET_CODES.has(retCode) ? 'retryable' : 'permanent';
 }
 
+/**
+ * What went wrong, finer than the kind: for logs, metrics labels and the controller's
+ * choice of Ready reason (together with `retCode`).
+ */
+export type ProviderErrorCode =
+  | 'ret-code' // the provider answered with a non-zero ret_code
+  | 'http-status' // a non-2xx answer without a ret_code body
+  | 'network' // connection refused, reset, DNS, TLS
+  | 'timeout' // no complete answer within the request timeout
+  | 'malformed-response' // a body that is not JSON or not the documented shape
+  | 'inconsistent-pages' // the pages of one listing do not add up
+  | 'configuration'; // the client was asked for something it refuses (e.g. plain http)
+
 export class ProviderError extends Error {
   override readonly name = 'ProviderError';
   constructor(
     readonly kind: ProviderErrorKind,
     message: string,
-    readonly details: { retCode?: number; httpStatus?: number } = {},
+    readonly details: { code?: ProviderErrorCode; retCode?: number; httpStatus?: number } = {},
   ) {
     super(message);
   }

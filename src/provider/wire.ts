@@ -37,7 +37,7 @@ export type WireUser = z.infer<typeof wireUserSchema>;
 /** Any response carries ret_code; non-zero means failure with a message. */
 export const wireErrorSchema = z.object({
   ret_code: z.number().int(),
-  message: z.string().optional(),
+  message: z.string().nullish(),
 });
 
 const listUsersSuccessSchema = z
@@ -60,12 +60,51 @@ export interface ListUsersPage {
   rows: WireUser[];
 }
 
+/** At most this many schema problems are named in an error message; the rest are counted. */
+const MAX_ISSUES_NAMED = 3;
+
+function describeIssues(error: z.ZodError): string {
+  const named = error.issues.slice(0, MAX_ISSUES_NAMED).map((issue) => {
+    const path = issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('');
+    return path === '' ? issue.message : `${path.replace(/^\./, '')}: ${issue.message}`;
+  });
+  const more = error.issues.length - named.length;
+  return more > 0 ? `${named.join('; ')}; and ${more} more` : named.join('; ');
+}
+
 /** Reads a successful ListUsers body into one page; throws with a readable reason otherwise. */
 export function parseListUsersPage(body: unknown): ListUsersPage {
   const parsed = listUsersSuccessSchema.safeParse(body);
   if (!parsed.success) {
-    throw new Error(`ListUsers response is not the documented shape: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+    throw new Error(`ListUsers response is not the documented shape: ${describeIssues(parsed.error)}`);
   }
   const rows = parsed.data.user_set ?? parsed.data.users_set ?? [];
   return { totalCount: parsed.data.total_count, rows };
+}
+
+/** A ListUsers answer: a page, or the provider's refusal with its ret_code. */
+export type ListUsersResponse =
+  | { ok: true; page: ListUsersPage }
+  | { ok: false; retCode: number; message: string };
+
+/**
+ * Reads a raw ListUsers body (either a page or `{ret_code, message}`); throws an Error saying
+ * what is wrong when it is not JSON or not the documented shape. The message never quotes
+ * the body, which is the provider's to fill.
+ */
+export function parseListUsersResponse(text: string): ListUsersResponse {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`ListUsers response is not JSON (${Buffer.byteLength(text)} bytes)`);
+  }
+  const failure = wireErrorSchema.safeParse(body);
+  if (!failure.success) {
+    throw new Error(`ListUsers response is not the documented shape: ${describeIssues(failure.error)}`);
+  }
+  if (failure.data.ret_code !== 0) {
+    return { ok: false, retCode: failure.data.ret_code, message: failure.data.message ?? '' };
+  }
+  return { ok: true, page: parseListUsersPage(body) };
 }

@@ -1,0 +1,333 @@
+import http from 'node:http';
+import https from 'node:https';
+import fetch from 'node-fetch';
+import { systemClock, type Clock } from './clock.js';
+import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
+import { duplicateRowProblem, laterPageOffsets, pageProblem } from './pagination.js';
+import { sharedRateLimiters, type TokenBucket } from './rate-limiter.js';
+import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
+import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from './signature.js';
+import {
+  API_VERSION,
+  formatTimestamp,
+  LIST_USERS_PATH,
+  MAX_PAGE_SIZE,
+  parseListUsersResponse,
+  type ListUsersPage,
+  type WireUser,
+} from './wire.js';
+
+/**
+ * The provider's ListUsers API over HTTP: signing, timeouts, retries, rate limiting and
+ * the pagination checks. Messages name the endpoint, zone and cluster but never the
+ * secret key, the signature or the signed URL.
+ */
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** What to list; `zone` is required by the API, the rest narrows the list. */
+export interface ListUsersQuery {
+  zone: string;
+  clusterId?: string;
+  userId?: string;
+  searchWord?: string;
+}
+
+/** Every row of a listing, in offset order, after the pagination checks passed. */
+export interface UserRows {
+  rows: WireUser[];
+  totalCount: number;
+  pages: number;
+  /** HTTP requests sent, retries included. */
+  requests: number;
+}
+
+export interface HpcApiClientOptions {
+  /** Scheme, host, optional port and path prefix, e.g. `https://hpc.api.shanhe.com`. */
+  endpoint: string;
+  credentials: Credentials;
+  /** Plain `http://` is refused unless this is true. */
+  allowInsecureHttp?: boolean;
+  /** PEM bundle that replaces the default trust store for this endpoint. Ignored if `agent` is given. */
+  caCert?: string;
+  /** Per HTTP attempt, body included. Default 10 s. */
+  timeoutMs?: number;
+  /** Pages fetched at once once the first page has told the total. Default 4. */
+  pageConcurrency?: number;
+  retry?: RetryPolicy;
+  /** Default: the process-wide bucket of this access key. */
+  rateLimiter?: TokenBucket;
+  /** A keep-alive agent to share; default: one owned by this client (see `close`). */
+  agent?: http.Agent;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_PAGE_CONCURRENCY = 4;
+/** A page of 100 rows is ~40 KB; anything near this is not a ListUsers answer. */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+const MAX_PROVIDER_MESSAGE = 200;
+
+/** A keep-alive agent for an endpoint; `caCert` applies to https only. */
+export function createAgent(endpoint: string, caCert?: string): http.Agent {
+  const options = { keepAlive: true, maxSockets: 16 };
+  return new URL(endpoint).protocol === 'http:'
+    ? new http.Agent(options)
+    : new https.Agent(caCert === undefined ? options : { ...options, ca: caCert });
+}
+
+/** The endpoint, checked: http(s), no credentials, query or fragment; plain http only when allowed. */
+export function parseEndpoint(endpoint: string, allowInsecureHttp = false): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw configurationError(`endpoint ${JSON.stringify(endpoint)} is not a URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw configurationError(`endpoint scheme ${url.protocol} is not http(s)`);
+  }
+  if (url.protocol === 'http:' && !allowInsecureHttp) {
+    throw configurationError(`endpoint ${url.origin} is plain http; allow insecure http explicitly to use it`);
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw configurationError(`endpoint ${url.origin} must not carry credentials, a query or a fragment`);
+  }
+  return url;
+}
+
+function configurationError(message: string): ProviderError {
+  return new ProviderError('permanent', message, { code: 'configuration' });
+}
+
+export class HpcApiClient {
+  private readonly listUsersUrl: string;
+  private readonly listUsersPath: string;
+  private readonly origin: string;
+  private readonly agent: http.Agent;
+  private readonly ownsAgent: boolean;
+  private readonly credentials: Credentials;
+  private readonly timeoutMs: number;
+  private readonly pageConcurrency: number;
+  private readonly retry: RetryPolicy;
+  private readonly rateLimiter: TokenBucket;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+
+  constructor(options: HpcApiClientOptions) {
+    const url = parseEndpoint(options.endpoint, options.allowInsecureHttp);
+    this.origin = url.origin;
+    this.listUsersPath = `${url.pathname.replace(/\/+$/, '')}${LIST_USERS_PATH}`;
+    this.listUsersUrl = `${url.origin}${this.listUsersPath}`;
+    this.ownsAgent = options.agent === undefined;
+    this.agent = options.agent ?? createAgent(url.href, options.caCert);
+    this.credentials = options.credentials;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.pageConcurrency = Math.max(1, options.pageConcurrency ?? DEFAULT_PAGE_CONCURRENCY);
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.rateLimiter = options.rateLimiter ?? sharedRateLimiters.forAccessKey(options.credentials.accessKeyId);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** One page, retried per the retry policy. */
+  async listUsersPage(
+    query: ListUsersQuery,
+    { offset, limit = MAX_PAGE_SIZE }: { offset: number; limit?: number },
+    signal?: AbortSignal,
+  ): Promise<ListUsersPage & { requests: number }> {
+    let requests = 0;
+    const page = await withRetry(
+      () => {
+        requests++;
+        return this.requestPage(query, offset, limit, signal);
+      },
+      this.retry,
+      { clock: this.clock, random: this.random, ...(signal === undefined ? {} : { signal }) },
+    );
+    return { ...page, requests };
+  }
+
+  /**
+   * Every row of the listing: `limit=100` pages by increasing offset; after the first page
+   * the rest are fetched `pageConcurrency` at a time. Throws a ProviderError (kind
+   * `retryable`, code `inconsistent-pages`) when the pages do not add up; never returns a
+   * partial list.
+   */
+  async listAllUsers(query: ListUsersQuery, signal?: AbortSignal): Promise<UserRows> {
+    const first = await this.listUsersPage(query, { offset: 0 }, signal);
+    const total = first.totalCount;
+    this.checkPage(query, 0, first, total);
+    const pages: WireUser[][] = [first.rows];
+    let requests = first.requests;
+
+    // The first failure stops the other workers; it is the error the caller sees.
+    const stop = new AbortController();
+    const workerSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    const offsets = laterPageOffsets(total);
+    const worker = async (): Promise<void> => {
+      for (let next = offsets.next(); next.done !== true; next = offsets.next()) {
+        const offset = next.value;
+        const page = await this.listUsersPage(query, { offset }, workerSignal);
+        requests += page.requests;
+        this.checkPage(query, offset, page, total);
+        pages[offset / MAX_PAGE_SIZE] = page.rows;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: this.pageConcurrency }, worker));
+    } catch (err) {
+      stop.abort();
+      throw err;
+    }
+
+    const rows = pages.flat();
+    const duplicate = duplicateRowProblem(rows);
+    if (duplicate !== undefined) throw this.inconsistent(query, duplicate);
+    if (rows.length !== total) {
+      throw this.inconsistent(query, `${rows.length} rows were read but total_count is ${total}`);
+    }
+    return { rows, totalCount: total, pages: pages.length, requests };
+  }
+
+  /** Releases the keep-alive sockets of an agent this client created. */
+  close(): void {
+    if (this.ownsAgent) this.agent.destroy();
+  }
+
+  private checkPage(query: ListUsersQuery, offset: number, page: ListUsersPage, total: number): void {
+    const problem = pageProblem(offset, page, total);
+    if (problem !== undefined) throw this.inconsistent(query, problem);
+  }
+
+  private inconsistent(query: ListUsersQuery, problem: string): ProviderError {
+    // The list probably changed while it was read: a later sync is likely to succeed.
+    return new ProviderError('retryable', `${this.context(query)}: the pages do not add up: ${problem}`, {
+      code: 'inconsistent-pages',
+    });
+  }
+
+  private context(query: ListUsersQuery, offset?: number): string {
+    const parts = [`ListUsers ${this.origin}`, `zone=${query.zone}`];
+    if (query.clusterId !== undefined) parts.push(`cluster=${query.clusterId}`);
+    if (offset !== undefined) parts.push(`offset=${offset}`);
+    return parts.join(' ');
+  }
+
+  /** One signed HTTP attempt, with a fresh timestamp and its own timeout. */
+  private async requestPage(
+    query: ListUsersQuery,
+    offset: number,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<ListUsersPage> {
+    await this.rateLimiter.acquire(signal);
+    const params: Record<string, string> = {
+      access_key_id: this.credentials.accessKeyId,
+      signature_method: SIGNATURE_METHOD,
+      signature_version: SIGNATURE_VERSION,
+      version: API_VERSION,
+      zone: query.zone,
+      timestamp: formatTimestamp(new Date(this.clock.now())),
+      limit: String(limit),
+      offset: String(offset),
+    };
+    if (query.clusterId !== undefined) params.cluster_id = query.clusterId;
+    if (query.userId !== undefined) params.user_id = query.userId;
+    if (query.searchWord !== undefined) params.search_word = query.searchWord;
+    const signedQuery = signQuery('GET', this.listUsersPath, params, this.credentials.secretAccessKey);
+
+    const context = this.context(query, offset);
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const attemptSignal = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    let status: number;
+    let text: string;
+    try {
+      const response = await fetch(`${this.listUsersUrl}?${signedQuery}`, {
+        agent: this.agent,
+        signal: attemptSignal,
+        headers: { accept: 'application/json' },
+      });
+      status = response.status;
+      text = await readCapped(response.body);
+    } catch (err) {
+      if (signal?.aborted === true) throw signal.reason;
+      if (err instanceof ProviderError) {
+        throw new ProviderError(err.kind, `${context}: ${err.message}`, err.details);
+      }
+      if (timeout.aborted) {
+        throw new ProviderError('retryable', `${context}: no answer within ${this.timeoutMs} ms`, { code: 'timeout' });
+      }
+      throw new ProviderError('retryable', `${context}: request failed: ${networkReason(err)}`, { code: 'network' });
+    }
+
+    let parsed: ReturnType<typeof parseListUsersResponse> | undefined;
+    let malformed: string | undefined;
+    try {
+      parsed = parseListUsersResponse(text);
+    } catch (err) {
+      malformed = (err as Error).message;
+    }
+    if (parsed?.ok === false) {
+      const message = this.redact(parsed.message).slice(0, MAX_PROVIDER_MESSAGE);
+      throw new ProviderError(
+        kindOfRetCode(parsed.retCode),
+        `${context}: ret_code ${parsed.retCode}${message === '' ? '' : `: ${message}`}`,
+        { code: 'ret-code', retCode: parsed.retCode, httpStatus: status },
+      );
+    }
+    if (status < 200 || status > 299) {
+      throw new ProviderError(kindOfHttpStatus(status), `${context}: HTTP ${status}`, {
+        code: 'http-status',
+        httpStatus: status,
+      });
+    }
+    if (parsed === undefined) {
+      throw new ProviderError('permanent', `${context}: ${malformed ?? 'unreadable response'}`, {
+        code: 'malformed-response',
+        httpStatus: status,
+      });
+    }
+    return parsed.page;
+  }
+
+  /** The provider's own text could quote what it was sent; the secret never leaves. */
+  private redact(text: string): string {
+    // eslint-disable-next-line no-control-regex -- a message is one line of printable text
+    return text.replaceAll(this.credentials.secretAccessKey, '[redacted]').replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  }
+}
+
+function kindOfHttpStatus(status: number): ProviderErrorKind {
+  if (status === 429) return 'quota';
+  if (status === 408 || status >= 500) return 'retryable';
+  return 'permanent';
+}
+
+/** The system error code of a failed request; node-fetch's own message quotes the URL. */
+function networkReason(err: unknown): string {
+  const code = (err as { code?: unknown; cause?: { code?: unknown } }).code ?? (err as { cause?: { code?: unknown } }).cause?.code;
+  if (typeof code === 'string' && code !== '') return code;
+  return err instanceof Error ? err.name : 'unknown error';
+}
+
+async function readCapped(body: NodeJS.ReadableStream | null): Promise<string> {
+  if (body === null) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) {
+      throw new ProviderError('permanent', `response body is larger than ${MAX_BODY_BYTES} bytes`, {
+        code: 'malformed-response',
+      });
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
