@@ -2,9 +2,10 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runCommand, UsageError, type Command } from './command.js';
+import { crdCommand } from './commands/crd.js';
 
 /** Every subcommand; each lives in its own module under `commands/`. */
-const COMMANDS: Command[] = [];
+const COMMANDS: Command[] = [crdCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);

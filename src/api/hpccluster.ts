@@ -1,0 +1,232 @@
+import { z } from 'zod';
+import { DEFAULT_ID_RANGE, ROLES } from '../domain/user.js';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+
+/**
+ * HpcCluster v1alpha1: the one source of truth. The TypeScript types, the runtime validation
+ * and the CRD's OpenAPI schema (see crd.ts) all come from these zod schemas. Rules that span
+ * fields are written twice on purpose, side by side: as a CEL rule the apiserver enforces and
+ * as a zod refinement the operator enforces on objects that predate the CRD.
+ */
+
+export const GROUP = 'hpc.shanhe.com';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'HpcCluster';
+export const PLURAL = 'hpcclusters';
+export const SINGULAR = 'hpccluster';
+export const SHORT_NAME = 'hpcc';
+export const CATEGORY = 'hpc';
+
+export const DEFAULT_ENDPOINT = 'https://hpc.api.shanhe.com';
+export const DEFAULT_SYNC_INTERVAL = '10m';
+export const MIN_SYNC_INTERVAL_MS = 30_000;
+export const MAX_ID = 2147483647;
+
+const celRules = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
+
+const secretRefSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)
+      .describe('Name of a Secret in the same namespace as the HpcCluster.'),
+    accessKeyIdKey: z
+      .string()
+      .min(1)
+      .max(253)
+      .default('access_key_id')
+      .describe('Key in the Secret that holds the API access key id.'),
+    secretAccessKeyKey: z
+      .string()
+      .min(1)
+      .max(253)
+      .default('secret_access_key')
+      .describe('Key in the Secret that holds the API secret access key.'),
+  })
+  .describe(
+    'The provider API credentials. Only a Secret in the HpcCluster\'s own namespace is read, so a namespace cannot borrow another team\'s keys.',
+  );
+
+const filterSchema = z
+  .object({
+    userId: z.string().min(1).max(64).optional().describe('Only this provider user id (sent to the API as user_id).'),
+    searchWord: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Fuzzy match on the user name, done by the API (sent as search_word).'),
+    roles: z
+      .array(z.enum(ROLES))
+      .min(1)
+      .max(ROLES.length)
+      .optional()
+      .describe('Keep only users with one of these roles (applied by the operator after the API call).'),
+  })
+  .describe('Narrows which users are synced. userId and searchWord go to the API; roles are applied locally.');
+
+const idRangeSchema = z
+  .object({
+    min: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_ID)
+      .default(DEFAULT_ID_RANGE.min)
+      .describe('Smallest uid/gid accepted. Never below 1: uid/gid 0 (root) is always refused.'),
+    max: z.number().int().min(1).max(MAX_ID).default(DEFAULT_ID_RANGE.max).describe('Largest uid/gid accepted.'),
+  })
+  .refine((r) => r.min <= r.max, { message: 'idRange.min must not be greater than idRange.max' })
+  .meta(celRules({ rule: 'self.min <= self.max', message: 'idRange.min must not be greater than idRange.max' }))
+  .describe('Users whose uid or gid falls outside this inclusive range are skipped and reported in status.');
+
+const INSECURE_ENDPOINT_MESSAGE = 'endpoint must use https:// unless allowInsecureHttp is true';
+const SYNC_INTERVAL_MESSAGE = 'syncInterval must be at least 30s';
+
+export const hpcClusterSpecSchema = z
+  .object({
+    clusterId: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+      .describe('The provider\'s HPC cluster id, e.g. hpc-qig9xu97 or ehpc-8jqdq0mz.'),
+    zone: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+      .describe('The provider zone (region id) of the cluster, e.g. jinan1a.'),
+    endpoint: z
+      .string()
+      .max(2048)
+      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/)
+      .default(DEFAULT_ENDPOINT)
+      .describe(
+        'Base URL of the provider\'s HPC API. Shanhe Cloud: https://hpc.api.shanhe.com; a QingCloud endpoint works the same way. Plain http:// only with allowInsecureHttp.',
+      ),
+    allowInsecureHttp: z
+      .boolean()
+      .default(false)
+      .describe('Allow a plain http:// endpoint (credentials and user data travel unencrypted). For test simulators only.'),
+    credentialsSecretRef: secretRefSchema,
+    syncInterval: z
+      .string()
+      .regex(new RegExp(DURATION_PATTERN))
+      .default(DEFAULT_SYNC_INTERVAL)
+      .refine((d) => (parseDuration(d) ?? 0) >= MIN_SYNC_INTERVAL_MS, { message: SYNC_INTERVAL_MESSAGE })
+      .meta(celRules({ rule: "duration(self) >= duration('30s')", message: SYNC_INTERVAL_MESSAGE }))
+      .describe('How often to sync when nothing else triggers it, as a duration (30s, 10m, 1h). Minimum 30s; random jitter is added.'),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe('When true the operator makes no API calls and no writes; Ready reports Suspended. ConfigMaps keep their content.'),
+    filter: filterSchema.optional(),
+    idRange: idRangeSchema.default({ ...DEFAULT_ID_RANGE }),
+    maxUserRemovalPercent: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(50)
+      .describe(
+        'A sync that would remove more than this percentage of the currently synced users is held (Ready=False, RemovalHeld) instead of applied. Set to 100 to accept a large removal.',
+      ),
+  })
+  .refine((s) => s.allowInsecureHttp || s.endpoint.startsWith('https://'), { message: INSECURE_ENDPOINT_MESSAGE })
+  .meta(celRules({ rule: "self.allowInsecureHttp || self.endpoint.startsWith('https://')", message: INSECURE_ENDPOINT_MESSAGE }))
+  .describe('Which HPC cluster to mirror, how to reach its API, and how to sync.');
+
+export const conditionSchema = z.object({
+  type: z.string().min(1).max(316).describe('Type of condition: Ready, Reconciling or Stalled.'),
+  status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition.'),
+  reason: z.string().min(1).max(1024).describe('Machine-readable reason in CamelCase.'),
+  message: z.string().max(32768).describe('Human-readable explanation, including what to fix.'),
+  observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation the condition was set for.'),
+  lastTransitionTime: z.string().describe('When the condition last changed status (RFC 3339).').meta({ format: 'date-time' }),
+});
+
+export const statusUserSchema = z.object({
+  username: z.string().describe('Login name on the HPC cluster.'),
+  uid: z.number().int().min(0).max(MAX_ID).describe('Numeric user id.'),
+  gid: z.number().int().min(0).max(MAX_ID).describe('Numeric primary group id.'),
+  role: z.enum(ROLES).describe('Role on the HPC cluster: boss, admin or member.'),
+  nasMountPoint: z.string().describe('The user\'s NAS home directory.'),
+  userId: z.string().describe('Provider user id.'),
+  hpcUserId: z.string().describe('Provider HPC user id.'),
+});
+
+export const MAX_STATUS_USERS = 500;
+export const MAX_STATUS_SKIPPED = 50;
+
+export const hpcClusterStatusSchema = z
+  .object({
+    observedGeneration: z.number().int().min(0).optional().describe('The .metadata.generation last reconciled.'),
+    conditions: z
+      .array(conditionSchema)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
+      .describe('Ready, Reconciling and Stalled, per kstatus conventions.'),
+    userCount: z.number().int().min(0).optional().describe('Number of users synced.'),
+    users: z
+      .array(statusUserSchema)
+      .max(MAX_STATUS_USERS)
+      .optional()
+      .describe(`Synced users, sorted by username; at most ${MAX_STATUS_USERS} (see usersTruncated and the -users ConfigMap).`),
+    usersTruncated: z.boolean().optional().describe('True when users lists only the first entries.'),
+    skippedUsers: z
+      .array(
+        z.object({
+          username: z.string().describe('The username as the API sent it (may be empty or invalid).'),
+          reason: z.string().describe('The validation rule the row broke.'),
+        }),
+      )
+      .max(MAX_STATUS_SKIPPED)
+      .optional()
+      .describe(`Rows the API returned that failed validation, with the reason; at most ${MAX_STATUS_SKIPPED}.`),
+    skippedUserCount: z.number().int().min(0).optional().describe('Number of rows skipped in the last sync.'),
+    lastSyncTime: z.string().optional().describe('Last sync attempt (RFC 3339).').meta({ format: 'date-time' }),
+    lastSuccessfulSyncTime: z.string().optional().describe('Last successful sync (RFC 3339).').meta({ format: 'date-time' }),
+    configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
+  })
+  .describe('What the operator observed and wrote on the last reconcile.');
+
+/** The spec as written (defaults optional), and as read after defaults are applied. */
+export type HpcClusterSpecInput = z.input<typeof hpcClusterSpecSchema>;
+export type HpcClusterSpec = z.output<typeof hpcClusterSpecSchema>;
+export type HpcClusterStatus = z.infer<typeof hpcClusterStatusSchema>;
+export type Condition = z.infer<typeof conditionSchema>;
+export type StatusUser = z.infer<typeof statusUserSchema>;
+
+export interface HpcClusterObject {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    creationTimestamp?: string | Date;
+  };
+  spec?: unknown;
+  status?: HpcClusterStatus;
+}
+
+export type SpecValidation = { ok: true; spec: HpcClusterSpec } | { ok: false; message: string };
+
+/** Validates a spec read from the apiserver; the message names each field to fix. */
+export function validateSpec(spec: unknown): SpecValidation {
+  const parsed = hpcClusterSpecSchema.safeParse(spec ?? {});
+  if (parsed.success) return { ok: true, spec: parsed.data };
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? `spec.${issue.path.join('.')}` : 'spec';
+    return `${path}: ${issue.message}`;
+  });
+  return { ok: false, message: problems.join('; ') };
+}

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { HpcUser } from '../domain/user.js';
+import { API_VERSION, KIND, statusUserSchema } from '../api/hpccluster.js';
+
+/**
+ * The pure rendering of a user list into the two ConfigMaps SPEC defines. Output is
+ * deterministic — users sorted by username, stable formatting — so an unchanged list
+ * renders byte-identical data and the same content hash, and causes no write.
+ */
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'hpc-user-operator';
+export const CLUSTER_LABEL = 'hpc.shanhe.com/cluster';
+export const CONTENT_HASH_ANNOTATION = 'hpc.shanhe.com/content-hash';
+/** The apiserver refuses a ConfigMap whose keys and values add up to more than 1 MiB. */
+export const MAX_CONFIGMAP_BYTES = 1024 * 1024;
+export const USERS_JSON_KEY = 'users.json';
+
+export const usersConfigMapName = (clusterName: string): string => `${clusterName}-users`;
+export const nssConfigMapName = (clusterName: string): string => `${clusterName}-nss`;
+
+export interface RenderedConfigMap {
+  name: string;
+  data: Record<string, string>;
+  /** sha256 of the data, recorded in the content-hash annotation. */
+  contentHash: string;
+  /** Bytes of keys and values, as the apiserver counts them against its 1 MiB limit. */
+  size: number;
+}
+
+const byUsername = (a: HpcUser, b: HpcUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
+
+function sortedUsers(users: readonly HpcUser[]): HpcUser[] {
+  return [...users].sort(byUsername);
+}
+
+/** One user with its fields in SPEC's order, so the JSON text is stable. */
+function canonicalUser(u: HpcUser): HpcUser {
+  return { username: u.username, uid: u.uid, gid: u.gid, role: u.role, nasMountPoint: u.nasMountPoint, userId: u.userId, hpcUserId: u.hpcUserId };
+}
+
+export function renderUsersData(users: readonly HpcUser[]): Record<string, string> {
+  const sorted = sortedUsers(users);
+  const data: Record<string, string> = { [USERS_JSON_KEY]: `${JSON.stringify(sorted.map(canonicalUser), null, 2)}\n` };
+  for (const u of sorted) {
+    data[`${u.username}.uid`] = String(u.uid);
+    data[`${u.username}.gid`] = String(u.gid);
+    data[`${u.username}.nas`] = u.nasMountPoint;
+  }
+  return data;
+}
+
+/** `passwd` and `group` files for name resolution inside containers. */
+export function renderNssData(users: readonly HpcUser[]): Record<string, string> {
+  const sorted = sortedUsers(users);
+  const passwd = sorted.map((u) => `${u.username}:x:${u.uid}:${u.gid}:${u.role}:${u.nasMountPoint}:/bin/sh\n`).join('');
+
+  const membersByGid = new Map<number, string[]>();
+  const nameByUid = new Map<number, string>();
+  for (const u of sorted) {
+    nameByUid.set(u.uid, u.username);
+    const members = membersByGid.get(u.gid);
+    if (members === undefined) membersByGid.set(u.gid, [u.username]);
+    else members.push(u.username);
+  }
+  const group = [...membersByGid.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([gid, members]) => `${nameByUid.get(gid) ?? `hpc${gid}`}:x:${gid}:${members.join(',')}\n`)
+    .join('');
+  return { group, passwd };
+}
+
+export function contentHashOf(data: Readonly<Record<string, string>>): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(data).sort()) {
+    // Length-prefixed so that no two different maps hash the same text.
+    const value = data[key] ?? '';
+    hash.update(`${Buffer.byteLength(key)}:${key}${Buffer.byteLength(value)}:${value}`);
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function sizeOf(data: Readonly<Record<string, string>>): number {
+  let size = 0;
+  for (const [key, value] of Object.entries(data)) size += Buffer.byteLength(key) + Buffer.byteLength(value);
+  return size;
+}
+
+function rendered(name: string, data: Record<string, string>): RenderedConfigMap {
+  return { name, data, contentHash: contentHashOf(data), size: sizeOf(data) };
+}
+
+/** Both ConfigMaps of an HpcCluster, users first. */
+export function renderConfigMaps(clusterName: string, users: readonly HpcUser[]): RenderedConfigMap[] {
+  return [
+    rendered(usersConfigMapName(clusterName), renderUsersData(users)),
+    rendered(nssConfigMapName(clusterName), renderNssData(users)),
+  ];
+}
+
+/**
+ * The user list a `users.json` holds — the last good sync — or undefined when the text is
+ * missing or not what this operator writes (then nothing is assumed about earlier users).
+ */
+export function parseUsersJson(text: string | undefined): HpcUser[] | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = z.array(statusUserSchema).safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ConfigMapOwner {
+  name: string;
+  namespace: string;
+  /** Absent when rendering without a cluster (`render`): no ownerReference then. */
+  uid?: string;
+}
+
+export interface ConfigMapManifest {
+  apiVersion: 'v1';
+  kind: 'ConfigMap';
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    ownerReferences?: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller: boolean;
+      blockOwnerDeletion: boolean;
+    }[];
+  };
+  data: Record<string, string>;
+}
+
+/** The full ConfigMap object: labels, content hash and the controller ownerReference. */
+export function configMapManifest(owner: ConfigMapOwner, cm: RenderedConfigMap): ConfigMapManifest {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: cm.name,
+      namespace: owner.namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CLUSTER_LABEL]: owner.name },
+      annotations: { [CONTENT_HASH_ANNOTATION]: cm.contentHash },
+      ...(owner.uid === undefined
+        ? {}
+        : {
+            ownerReferences: [
+              { apiVersion: API_VERSION, kind: KIND, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true },
+            ],
+          }),
+    },
+    data: cm.data,
+  };
+}
