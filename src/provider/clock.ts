@@ -1,14 +1,37 @@
-import { setTimeout as sleepFor } from 'node:timers/promises';
-
-/** Time as the provider client sees it; tests pass a fake one. */
+/**
+ * Time as the provider client sees it; tests pass a manual one. The same shape as the
+ * controller's clock, so one manual clock drives both in tests.
+ */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  /** Resolves after `ms`; rejects with the signal's reason if it aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Runs `callback` after `delayMs`; returns a function that cancels it. */
+  schedule(callback: () => void, delayMs: number): () => void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms, signal) => sleepFor(ms, undefined, signal === undefined ? undefined : { signal }),
+  schedule(callback, delayMs) {
+    const timer = setTimeout(callback, delayMs);
+    return () => clearTimeout(timer);
+  },
 };
+
+/** Resolves after `ms` on `clock`; rejects with the signal's reason if it aborts first. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = () => {
+      cancel();
+      reject(signal?.reason as Error);
+    };
+    const cancel = clock.schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './clock.js';
+import { sleep, systemClock, type Clock } from './clock.js';
 
 /**
  * Client-side call budget per access key. The provider documents 2,000 calls per 3,600 s
@@ -38,7 +38,7 @@ export class TokenBucket {
 
   /** Waits for a token; rejects with the signal's reason if it aborts first (no token spent). */
   acquire(signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     const turn = this.queue.then(() => this.take(signal));
     this.queue = turn.catch(() => undefined);
     if (signal === undefined) return turn;
@@ -64,7 +64,7 @@ export class TokenBucket {
         this.tokens -= 1;
         return;
       }
-      await this.clock.sleep(Math.ceil((1 - this.tokens) / this.perMs), signal);
+      await sleep(this.clock, Math.ceil((1 - this.tokens) / this.perMs), signal);
     }
   }
 

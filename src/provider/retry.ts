@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from './clock.js';
+import { sleep, systemClock, type Clock } from './clock.js';
 import { ProviderError } from './errors.js';
 
 /**
@@ -47,7 +47,7 @@ export async function withRetry<T>(
         if (attemptNumber === 1) throw err;
         throw new ProviderError(err.kind, `${err.message} (gave up after ${attemptNumber} attempts)`, err.details);
       }
-      await clock.sleep(backoffDelayMs(attemptNumber, policy, random), signal);
+      await sleep(clock, backoffDelayMs(attemptNumber, policy, random), signal);
     }
   }
 }

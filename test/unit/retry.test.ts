@@ -1,0 +1,84 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Clock } from '../../src/provider/clock.js';
+import { ProviderError } from '../../src/provider/errors.js';
+import { backoffDelayMs, withRetry, type RetryPolicy } from '../../src/provider/retry.js';
+
+const POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 300 };
+
+/** Fires every timer at once and records the delays asked for. */
+function instantClock(): Clock & { delays: number[] } {
+  const delays: number[] = [];
+  return {
+    delays,
+    now: () => 0,
+    schedule(callback, delayMs) {
+      delays.push(delayMs);
+      queueMicrotask(callback);
+      return () => undefined;
+    },
+  };
+}
+
+function failing(errors: Error[]): { attempts: number; run: () => Promise<string> } {
+  const state = {
+    attempts: 0,
+    run: () => {
+      const error = errors[state.attempts++];
+      return error === undefined ? Promise.resolve('ok') : Promise.reject(error);
+    },
+  };
+  return state;
+}
+
+const retryable = () => new ProviderError('retryable', 'server busy', { retCode: 5100 });
+
+describe('backoffDelayMs', () => {
+  it('doubles its ceiling per retry up to the maximum (full jitter below it)', () => {
+    const top = () => 0.999999;
+    expect([1, 2, 3, 4].map((retry) => backoffDelayMs(retry, POLICY, top))).toEqual([99, 199, 299, 299]);
+    expect(backoffDelayMs(3, POLICY, () => 0)).toBe(0);
+    expect(backoffDelayMs(2, POLICY, () => 0.5)).toBe(100);
+  });
+});
+
+describe('withRetry', () => {
+  it('retries retryable errors until one attempt succeeds', async () => {
+    const clock = instantClock();
+    const call = failing([retryable(), retryable()]);
+    await expect(withRetry(call.run, POLICY, { clock, random: () => 0.5 })).resolves.toBe('ok');
+    expect(call.attempts).toBe(3);
+    expect(clock.delays).toEqual([50, 100]);
+  });
+
+  it('gives up after maxAttempts and says so', async () => {
+    const call = failing(Array.from({ length: 10 }, retryable));
+    await expect(withRetry(call.run, POLICY, { clock: instantClock() })).rejects.toThrow(
+      'server busy (gave up after 4 attempts)',
+    );
+    expect(call.attempts).toBe(4);
+  });
+
+  it.each([
+    ['permanent', new ProviderError('permanent', 'bad signature', { retCode: 1200 })],
+    ['quota', new ProviderError('quota', 'quota exceeded', { retCode: 2500 })],
+    ['not a provider error', new TypeError('bug')],
+  ])('does not retry an error that is %s', async (_name, error) => {
+    const call = failing([error]);
+    await expect(withRetry(call.run, POLICY, { clock: instantClock() })).rejects.toBe(error);
+    expect(call.attempts).toBe(1);
+  });
+
+  it('stops waiting when its signal aborts during a back-off', async () => {
+    const aborts = new AbortController();
+    const clock: Clock = {
+      now: () => 0,
+      schedule: () => {
+        queueMicrotask(() => aborts.abort(new Error('shutting down')));
+        return () => undefined;
+      },
+    };
+    const call = failing([retryable(), retryable()]);
+    await expect(withRetry(call.run, POLICY, { clock, signal: aborts.signal })).rejects.toThrow('shutting down');
+    expect(call.attempts).toBe(1);
+  });
+});
