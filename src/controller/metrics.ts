@@ -1,0 +1,126 @@
+// Every Prometheus metric of the operator, on a registry of its own (not prom-client's
+// global one, so tests and several operators in one process never share series).
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReconcileOutcome } from './queue.js';
+
+const prefix = 'hpc_user_operator_';
+
+/**
+ * How one provider API request ended, as the `ret_code` label: the provider's `ret_code`
+ * when it answered with one, else the HTTP status, a timeout, or a network failure.
+ */
+export type ProviderRequestOutcome =
+  | { retCode: number }
+  | { httpStatus: number }
+  | { failure: 'timeout' | 'network' };
+
+function retCodeLabel(outcome: ProviderRequestOutcome): string {
+  if ('retCode' in outcome) return String(outcome.retCode);
+  if ('httpStatus' in outcome) return `http_${String(outcome.httpStatus)}`;
+  return outcome.failure;
+}
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+
+  private readonly reconcileTotal = new Counter({
+    name: `${prefix}reconcile_total`,
+    help: 'Reconciles by result: success, requeue_after (waiting out a provider quota window), error (retried with back-off).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly reconcileDuration = new Histogram({
+    name: `${prefix}reconcile_duration_seconds`,
+    help: 'Time one reconcile took, whatever its result.',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  private readonly providerRequests = new Counter({
+    name: `${prefix}provider_requests_total`,
+    help: "Provider API requests by outcome: the provider's ret_code, http_<status>, timeout or network.",
+    labelNames: ['ret_code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly syncPages = new Histogram({
+    name: `${prefix}sync_pages`,
+    help: 'ListUsers pages read by one successful sync.',
+    buckets: [1, 2, 3, 5, 10, 20, 50, 100],
+    registers: [this.registry],
+  });
+
+  private readonly clusterUsers = new Gauge({
+    name: `${prefix}cluster_users`,
+    help: 'Users synced for an HpcCluster at its last successful sync.',
+    labelNames: ['namespace', 'name'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly lastSuccessfulSync = new Gauge({
+    name: `${prefix}last_successful_sync_timestamp_seconds`,
+    help: 'Unix time of the last successful sync of an HpcCluster.',
+    labelNames: ['namespace', 'name'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly queueDepth = new Gauge({
+    name: `${prefix}queue_depth`,
+    help: 'Keys waiting in the work queue to be reconciled now.',
+    registers: [this.registry],
+  });
+
+  private readonly leader = new Gauge({
+    name: `${prefix}leader`,
+    help: '1 while this replica holds the leader lease, else 0.',
+    registers: [this.registry],
+  });
+
+  private readonly watchRestarts = new Counter({
+    name: `${prefix}watch_restarts_total`,
+    help: 'Informer restarts (re-list or re-watch) after an error, a 410 Gone or a silent watch, by resource.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    this.leader.set(0);
+    this.queueDepth.set(0);
+  }
+
+  observeReconcile(outcome: ReconcileOutcome, durationSeconds: number): void {
+    this.reconcileTotal.inc({ result: outcome });
+    this.reconcileDuration.observe(durationSeconds);
+  }
+
+  countProviderRequest(outcome: ProviderRequestOutcome): void {
+    this.providerRequests.inc({ ret_code: retCodeLabel(outcome) });
+  }
+
+  /** Records a successful sync of `namespace/name`. */
+  observeSuccessfulSync(namespace: string, name: string, sync: { users: number; pages: number; at: Date }): void {
+    this.syncPages.observe(sync.pages);
+    this.clusterUsers.set({ namespace, name }, sync.users);
+    this.lastSuccessfulSync.set({ namespace, name }, sync.at.getTime() / 1000);
+  }
+
+  setQueueDepth(depth: number): void {
+    this.queueDepth.set(depth);
+  }
+
+  setLeader(isLeader: boolean): void {
+    this.leader.set(isLeader ? 1 : 0);
+  }
+
+  countWatchRestart(resource: string): void {
+    this.watchRestarts.inc({ resource });
+  }
+
+  /** Drops the per-resource series of a deleted HpcCluster. */
+  forget(namespace: string, name: string): void {
+    this.clusterUsers.remove({ namespace, name });
+    this.lastSuccessfulSync.remove({ namespace, name });
+  }
+}
