@@ -1,0 +1,104 @@
+import { describe, expect, it } from '@jest/globals';
+import { PROVIDER_RATE_LIMIT, RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
+import { ManualClock } from '../support/manual-clock.js';
+
+/** Lets every settled promise run its callbacks. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function track(promise: Promise<void>): { state: 'pending' | 'granted' | 'refused' } {
+  const tracked = { state: 'pending' as 'pending' | 'granted' | 'refused' };
+  promise.then(
+    () => (tracked.state = 'granted'),
+    () => (tracked.state = 'refused'),
+  );
+  return tracked;
+}
+
+describe('TokenBucket', () => {
+  const oneASecond = { capacity: 2, refill: 1, intervalMs: 1000 };
+
+  it('grants a burst of `capacity` at once, then one token per refill interval', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(oneASecond, clock);
+    const first = track(bucket.acquire());
+    const second = track(bucket.acquire());
+    const third = track(bucket.acquire());
+    await settle();
+    expect([first.state, second.state, third.state]).toEqual(['granted', 'granted', 'pending']);
+
+    clock.advance(999);
+    await settle();
+    expect(third.state).toBe('pending');
+    clock.advance(1);
+    await settle();
+    expect(third.state).toBe('granted');
+  });
+
+  it('serves waiters in arrival order', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ capacity: 1, refill: 1, intervalMs: 1000 }, clock);
+    await bucket.acquire();
+    const order: string[] = [];
+    const waiting = ['a', 'b', 'c'].map((name) => bucket.acquire().then(() => order.push(name)));
+    for (let i = 0; i < 3; i++) {
+      await settle();
+      clock.advance(1000);
+    }
+    await Promise.all(waiting);
+    expect(order).toEqual(['a', 'b', 'c']);
+  });
+
+  it('refills no further than its capacity', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket(oneASecond, clock);
+    await bucket.acquire();
+    clock.advance(60_000);
+    expect(bucket.available()).toBe(2);
+  });
+
+  it('lets an aborted waiter go without spending a token, even behind others', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ capacity: 1, refill: 1, intervalMs: 1000 }, clock);
+    await bucket.acquire();
+    const ahead = track(bucket.acquire());
+    const aborts = new AbortController();
+    const behind = track(bucket.acquire(aborts.signal));
+    const last = track(bucket.acquire());
+    aborts.abort(new Error('reconcile cancelled'));
+    await settle();
+    expect(behind.state).toBe('refused');
+
+    clock.advance(1000);
+    await settle();
+    expect(ahead.state).toBe('granted');
+    clock.advance(1000);
+    await settle();
+    expect(last.state).toBe('granted');
+  });
+
+  it('refuses at once when the signal is already aborted', async () => {
+    const bucket = new TokenBucket(oneASecond, new ManualClock());
+    await expect(bucket.acquire(AbortSignal.abort(new Error('stop')))).rejects.toThrow('stop');
+    expect(bucket.available()).toBe(2);
+  });
+
+  it('rejects a limit that could never grant a token', () => {
+    expect(() => new TokenBucket({ capacity: 0, refill: 1, intervalMs: 1 })).toThrow(RangeError);
+    expect(() => new TokenBucket({ capacity: 1, refill: 0, intervalMs: 1 })).toThrow(RangeError);
+  });
+});
+
+describe('PROVIDER_RATE_LIMIT', () => {
+  it('keeps any 3,600 s window within the documented 2,000 calls', () => {
+    const { capacity, refill, intervalMs } = PROVIDER_RATE_LIMIT;
+    expect(capacity + (refill * 3_600_000) / intervalMs).toBeLessThanOrEqual(2000);
+  });
+});
+
+describe('RateLimiterRegistry', () => {
+  it('gives every user of one access key the same bucket, and other keys their own', () => {
+    const registry = new RateLimiterRegistry();
+    expect(registry.forAccessKey('KEY1')).toBe(registry.forAccessKey('KEY1'));
+    expect(registry.forAccessKey('KEY1')).not.toBe(registry.forAccessKey('KEY2'));
+  });
+});
