@@ -3,9 +3,10 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runCommand, UsageError, type Command } from './command.js';
 import { crdCommand } from './commands/crd.js';
+import { listUsersCommand } from './commands/list-users.js';
 
 /** Every subcommand; each lives in its own module under `commands/`. */
-const COMMANDS: Command[] = [crdCommand];
+const COMMANDS: Command[] = [crdCommand, listUsersCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
