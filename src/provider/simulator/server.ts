@@ -64,7 +64,8 @@ export interface SimulatorOptions {
  * What the simulator answered, for tests to assert how many calls a sync made. Every API
  * request is counted once in `requests` and, once answered, in exactly one of: byRetCode (a
  * JSON answer), byHttpStatus (an answer without ret_code: injected 5xx, 404, 405), truncated,
- * hung. byAccessKey counts requests whose signature verified. Admin requests are not counted.
+ * hung. byAccessKey counts the authenticated, well-formed requests of each key (those the
+ * quota sees, refused or not). Admin requests are not counted.
  */
 export interface SimulatorStats {
   requests: number;
