@@ -38,7 +38,7 @@ export interface Answer {
   json: Record<string, unknown> | undefined;
 }
 
-export async function signedGet(simulator: Simulator, request: SignedRequest = {}, signal?: AbortSignal): Promise<Answer> {
+export async function signedGet(simulator: Pick<Simulator, 'url'>, request: SignedRequest = {}, signal?: AbortSignal): Promise<Answer> {
   const query = (request.alter ?? ((q) => q))(signedQuery(request));
   const response = await fetch(`${simulator.url}${request.path ?? LIST_USERS_PATH}?${query}`, { signal });
   const text = await response.text();
@@ -52,7 +52,7 @@ export async function signedGet(simulator: Simulator, request: SignedRequest = {
 }
 
 /** A JSON request to the admin endpoint. */
-export async function admin(simulator: Simulator, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+export async function admin(simulator: Pick<Simulator, 'url'>, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const response = await fetch(`${simulator.url}/_admin/${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
