@@ -51,9 +51,7 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
   } catch {
     throw new HttpError(400, 'body is not JSON');
   }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new HttpError(400, z.prettifyError(parsed.error).replace(/\n/g, '; '));
-  return parsed.data;
+  return schema.parse(body);
 }
 
 function send(res: ServerResponse, status: number, body?: unknown): void {
@@ -64,7 +62,7 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(`${JSON.stringify(body)}\n`);
 }
 
-/** Runs one admin request; the answer is always JSON, errors as `{error}` with a 4xx status. */
+/** Runs one admin request; errors are answered as `{error}` with a 4xx status. */
 export async function handleAdmin(simulator: Simulator, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   try {
     const [status, body] = await route(simulator, req, path);
@@ -81,10 +79,9 @@ async function route(simulator: Simulator, req: IncomingMessage, path: string): 
   const method = req.method ?? 'GET';
   const segments = path.slice(ADMIN_PREFIX.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
   const [resource, clusterId, usersSegment, username, ...rest] = segments;
-  const route = `${method} ${resource ?? ''}`;
 
   if (clusterId === undefined) {
-    switch (route) {
+    switch (`${method} ${resource ?? ''}`) {
       case 'GET stats':
         return [200, simulator.stats()];
       case 'POST reset-stats':
