@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import fetch from 'node-fetch';
@@ -45,6 +46,12 @@ export interface UserRows {
   requests: number;
 }
 
+/**
+ * How one HTTP attempt ended, for metrics: the provider's ret_code (0 for a page), else the
+ * HTTP status (a malformed 200 included), a timeout or a network failure.
+ */
+export type RequestOutcome = { retCode: number } | { httpStatus: number } | { failure: 'timeout' | 'network' };
+
 export interface HpcApiClientOptions {
   /** Scheme, host, optional port and path prefix, e.g. `https://hpc.api.shanhe.com`. */
   endpoint: string;
@@ -64,6 +71,8 @@ export interface HpcApiClientOptions {
   agent?: http.Agent;
   clock?: Clock;
   random?: () => number;
+  /** Called once per HTTP attempt, retries included. */
+  onRequest?: (outcome: RequestOutcome) => void;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -117,6 +126,7 @@ export class HpcApiClient {
   private readonly rateLimiter: TokenBucket;
   private readonly clock: Clock;
   private readonly random: () => number;
+  private readonly onRequest: ((outcome: RequestOutcome) => void) | undefined;
 
   constructor(options: HpcApiClientOptions) {
     const url = parseEndpoint(options.endpoint, options.allowInsecureHttp);
@@ -132,6 +142,7 @@ export class HpcApiClient {
     this.rateLimiter = options.rateLimiter ?? sharedRateLimiters.forAccessKey(options.credentials.accessKeyId);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
+    this.onRequest = options.onRequest;
   }
 
   /** One page, retried per the retry policy. */
@@ -168,6 +179,8 @@ export class HpcApiClient {
     // The first failure stops the other workers; it is the error the caller sees.
     const stop = new AbortController();
     const workerSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    // Each worker may wait on it (rate limiter, back-off) at the same time: not a leak.
+    setMaxListeners(this.pageConcurrency + 10, workerSignal);
     const offsets = laterPageOffsets(total);
     const worker = async (): Promise<void> => {
       for (let next = offsets.next(); next.done !== true; next = offsets.next()) {
@@ -218,8 +231,25 @@ export class HpcApiClient {
     return parts.join(' ');
   }
 
-  /** One signed HTTP attempt, with a fresh timestamp and its own timeout. */
+  /** One HTTP attempt, its outcome reported to `onRequest` (a caller's abort is no outcome). */
   private async requestPage(
+    query: ListUsersQuery,
+    offset: number,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<ListUsersPage> {
+    try {
+      const page = await this.signedRequest(query, offset, limit, signal);
+      this.onRequest?.({ retCode: 0 });
+      return page;
+    } catch (err) {
+      if (err instanceof ProviderError) this.onRequest?.(outcomeOf(err));
+      throw err;
+    }
+  }
+
+  /** One signed HTTP attempt, with a fresh timestamp and its own timeout. */
+  private async signedRequest(
     query: ListUsersQuery,
     offset: number,
     limit: number,
@@ -244,7 +274,7 @@ export class HpcApiClient {
     const context = this.context(query, offset);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const attemptSignal = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
-    let status: number;
+    let status: number | undefined;
     let text: string;
     try {
       const response = await fetch(`${this.listUsersUrl}?${signedQuery}`, {
@@ -257,7 +287,7 @@ export class HpcApiClient {
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason;
       if (err instanceof ProviderError) {
-        throw new ProviderError(err.kind, `${context}: ${err.message}`, err.details);
+        throw new ProviderError(err.kind, `${context}: ${err.message}`, { ...err.details, httpStatus: status });
       }
       if (timeout.aborted) {
         throw new ProviderError('retryable', `${context}: no answer within ${this.timeoutMs} ms`, { code: 'timeout' });
@@ -300,6 +330,13 @@ export class HpcApiClient {
     // eslint-disable-next-line no-control-regex -- a message is one line of printable text
     return text.replaceAll(this.credentials.secretAccessKey, '[redacted]').replace(/[\u0000-\u001f\u007f]+/g, ' ');
   }
+}
+
+function outcomeOf(err: ProviderError): RequestOutcome {
+  const { code, retCode, httpStatus } = err.details;
+  if (retCode !== undefined) return { retCode };
+  if (code === 'timeout' || code === 'network') return { failure: code };
+  return { httpStatus: httpStatus ?? 0 };
 }
 
 function kindOfHttpStatus(status: number): ProviderErrorKind {

@@ -23,6 +23,7 @@ export class TokenBucket {
   private readonly perMs: number;
   /** Settles when every earlier waiter has its token; keeps the queue first-come first-served. */
   private queue: Promise<void> = Promise.resolve();
+  private waiting = 0;
 
   constructor(
     private readonly limit: RateLimit,
@@ -39,7 +40,13 @@ export class TokenBucket {
   /** Waits for a token; rejects with the signal's reason if it aborts first (no token spent). */
   acquire(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-    const turn = this.queue.then(() => this.take(signal));
+    // The common case: nobody queued and a token in the bucket.
+    if (this.waiting === 0 && this.available() >= 1) {
+      this.tokens -= 1;
+      return Promise.resolve();
+    }
+    this.waiting++;
+    const turn = this.queue.then(() => this.take(signal)).finally(() => this.waiting--);
     this.queue = turn.catch(() => undefined);
     if (signal === undefined) return turn;
     // A waiter behind others still leaves as soon as it is aborted.

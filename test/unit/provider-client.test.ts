@@ -1,7 +1,7 @@
 // The provider client over real HTTP against the in-process simulator (loopback, free port).
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { validateUsers } from '../../src/domain/validate.js';
-import { HpcApiClient, type HpcApiClientOptions, type ListUsersQuery } from '../../src/provider/client.js';
+import { HpcApiClient, type HpcApiClientOptions, type ListUsersQuery, type RequestOutcome } from '../../src/provider/client.js';
 import type { Clock } from '../../src/provider/clock.js';
 import { ProviderError } from '../../src/provider/errors.js';
 import { RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
@@ -226,6 +226,28 @@ describe('retries', () => {
     aborts.abort(new Error('reconcile cancelled'));
     await expect(listing).rejects.toThrow('reconcile cancelled');
     expect(sim.stats().requests).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('onRequest', () => {
+  it('reports every attempt: ret_code, HTTP status, timeout', async () => {
+    const sim = await simulator(150, { faults: { error: { retCode: 5100, next: 1 }, http5xx: { status: 502, next: 1 } } });
+    const outcomes: RequestOutcome[] = [];
+    await client(sim, { onRequest: (outcome) => outcomes.push(outcome) }).listAllUsers(QUERY);
+    expect(outcomes).toEqual([{ httpStatus: 502 }, { retCode: 5100 }, { retCode: 0 }, { retCode: 0 }]);
+
+    outcomes.length = 0;
+    sim.setFaults({ hang: { next: 1 }, truncateJson: { next: 1 } });
+    await failure(client(sim, { timeoutMs: 100, onRequest: (outcome) => outcomes.push(outcome) }).listAllUsers(QUERY));
+    expect(outcomes).toEqual([{ failure: 'timeout' }, { httpStatus: 200 }]);
+  });
+
+  it('reports a refused connection as a network failure', async () => {
+    const sim = await simulator(0);
+    await sim.close();
+    const outcomes: RequestOutcome[] = [];
+    await failure(client(sim, { retry: { ...FAST_RETRY, maxAttempts: 1 }, onRequest: (o) => outcomes.push(o) }).listAllUsers(QUERY));
+    expect(outcomes).toEqual([{ failure: 'network' }]);
   });
 });
 
