@@ -1,0 +1,122 @@
+// Builds kube-apiserver, kubectl and etcd from the Go module in ./go and caches the binaries
+// outside the work tree, keyed by the pinned versions, so only the first run pays for the build.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const goModuleDir = join(dirname(fileURLToPath(import.meta.url)), 'go');
+
+const mainPackages = {
+  'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+  kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+  // The module root is etcd's main package; `go build -o <dir>/` names it after the module
+  // path without its major version suffix.
+  etcd: 'go.etcd.io/etcd/server/v3',
+} as const;
+const etcdBuiltName = 'server';
+
+export type BinaryName = keyof typeof mainPackages;
+
+export interface ControlPlaneVersions {
+  kubernetes: string;
+  etcd: string;
+}
+
+/** The versions go.mod pins, read from its require block. */
+export function controlPlaneVersions(): ControlPlaneVersions {
+  const goMod = readFileSync(join(goModuleDir, 'go.mod'), 'utf8');
+  const required = (module: string): string => {
+    const match = new RegExp(`^\\s*${module.replaceAll('.', '\\.')} (v\\S+)`, 'm').exec(goMod);
+    if (!match?.[1]) throw new Error(`go.mod does not require ${module}`);
+    return match[1];
+  };
+  return { kubernetes: required('k8s.io/kubernetes'), etcd: required('go.etcd.io/etcd/server/v3') };
+}
+
+function versionLdflags(kubernetesVersion: string): string {
+  // What Kubernetes' own build stamps in, so `kubectl version` and /version report the release.
+  const [major, minor] = kubernetesVersion.replace(/^v/, '').split('.');
+  const stamps = { gitVersion: kubernetesVersion, gitMajor: major, gitMinor: minor, gitTreeState: 'clean' };
+  const flags = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    for (const [name, value] of Object.entries(stamps)) flags.push(`-X ${pkg}.${name}=${value}`);
+  }
+  return flags.join(' ');
+}
+
+function buildArgs(outputDir: string): string[] {
+  const { kubernetes } = controlPlaneVersions();
+  return ['build', '-trimpath', `-ldflags=${versionLdflags(kubernetes)}`, '-o', `${outputDir}/`, ...Object.values(mainPackages)];
+}
+
+/** Root of the binary cache: $HPC_CONTROLPLANE_CACHE, else the user's cache directory. */
+export function cacheRoot(): string {
+  const configured = process.env.HPC_CONTROLPLANE_CACHE;
+  if (configured) return configured;
+  const userCache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(userCache, 'hpc-user-operator', 'controlplane');
+}
+
+/** The directory holding the binaries for the pinned versions (it may not be built yet). */
+export function binariesDir(): string {
+  const { kubernetes, etcd } = controlPlaneVersions();
+  // The hash covers everything that changes the output besides the two headline versions.
+  const hash = createHash('sha256');
+  for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(join(goModuleDir, file)));
+  hash.update(buildArgs('').join('\0'));
+  return join(cacheRoot(), `kubernetes-${kubernetes}-etcd-${etcd}-${hash.digest('hex').slice(0, 12)}`);
+}
+
+export function binaryPath(name: BinaryName): string {
+  return join(binariesDir(), name);
+}
+
+/** The kubectl built with the control plane, for tests that drive it as users do. */
+export function kubectlPath(): string {
+  return binaryPath('kubectl');
+}
+
+export function binariesBuilt(): boolean {
+  return Object.keys(mainPackages).every((name) => existsSync(binaryPath(name as BinaryName)));
+}
+
+/**
+ * Builds the binaries unless the cache already holds them. The build goes to a temporary
+ * directory beside the final one and is renamed into place, so an interrupted build never
+ * leaves a half-filled cache entry. Go's output goes to this process's stderr.
+ */
+export async function buildControlPlane(): Promise<string> {
+  const target = binariesDir();
+  if (binariesBuilt()) return target;
+  mkdirSync(cacheRoot(), { recursive: true });
+  const staging = mkdtempSync(`${target}.building-`);
+  try {
+    await runGo(buildArgs(staging));
+    renameSync(join(staging, etcdBuiltName), join(staging, 'etcd'));
+    chmodSync(staging, 0o755); // mkdtemp makes it private
+    rmSync(target, { recursive: true, force: true });
+    renameSync(staging, target);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return target;
+}
+
+function runGo(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const go = spawn('go', args, {
+      cwd: goModuleDir,
+      // Static binaries, and no toolchain download: the installed Go must satisfy go.mod.
+      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    go.on('error', (error) => reject(new Error(`cannot run go (is it on PATH?): ${error.message}`)));
+    go.on('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`go ${args.join(' ')} failed with ${signal ?? `exit code ${String(code)}`}`));
+    });
+  });
+}
