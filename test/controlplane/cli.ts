@@ -1,0 +1,52 @@
+// npm run cluster:build | cluster:up | cluster:down — the local control plane for development.
+// `up` leaves etcd and kube-apiserver running in the background with their state in
+// .local/controlplane/ and an admin kubeconfig at .local/kubeconfig; `down` stops them by pid.
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions } from './build.js';
+import { startControlPlane, stopDetachedControlPlane } from './controlplane.js';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const localDir = join(projectRoot, '.local');
+const stateDir = join(localDir, 'controlplane');
+const kubeconfigPath = join(localDir, 'kubeconfig');
+
+async function build(): Promise<void> {
+  const { kubernetes, etcd } = controlPlaneVersions();
+  if (binariesBuilt()) {
+    console.log(`control plane binaries (Kubernetes ${kubernetes}, etcd ${etcd}) are cached in ${binariesDir()}`);
+    return;
+  }
+  console.log(`building kube-apiserver and kubectl ${kubernetes} and etcd ${etcd} (cold build: several minutes)`);
+  const started = Date.now();
+  await buildControlPlane();
+  console.log(`built in ${String(Math.round((Date.now() - started) / 1000))} s into ${binariesDir()}`);
+}
+
+async function up(): Promise<void> {
+  await build();
+  if (await stopDetachedControlPlane(stateDir)) console.log('stopped the control plane that was running');
+  const started = Date.now();
+  const controlPlane = await startControlPlane({ dir: stateDir, detached: true });
+  copyFileSync(controlPlane.kubeconfigPath, kubeconfigPath);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`control plane ready at ${controlPlane.server} in ${seconds} s`);
+  console.log(`export KUBECONFIG=${relative(process.cwd(), kubeconfigPath) || kubeconfigPath}`);
+  console.log(`logs: ${relative(process.cwd(), stateDir)}/{etcd,kube-apiserver}.log; stop with npm run cluster:down`);
+}
+
+async function down(): Promise<void> {
+  const stopped = await stopDetachedControlPlane(stateDir);
+  rmSync(kubeconfigPath, { force: true });
+  if (existsSync(stateDir)) rmSync(stateDir, { recursive: true, force: true });
+  console.log(stopped ? 'control plane stopped' : 'no control plane was running');
+}
+
+const commands: Record<string, () => Promise<void>> = { build, up, down };
+const command = commands[process.argv[2] ?? ''];
+if (!command) {
+  console.error('usage: cli.ts build|up|down');
+  process.exit(2);
+}
+await command();

@@ -1,0 +1,440 @@
+// A real control plane for tests and development: etcd and kube-apiserver on free loopback
+// ports, TLS everywhere the kubeconfig reaches, an admin client certificate, RBAC
+// authorization and service-account tokens. Each process runs under guard.sh, so nothing
+// survives the process that started it, even when that process is killed outright.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { waitFor } from '../support/wait-for.js';
+import { binariesBuilt, binaryPath, type BinaryName } from './build.js';
+import { createPki, type ControlPlanePki } from './pki.js';
+
+const guardScript = join(dirname(fileURLToPath(import.meta.url)), 'guard.sh');
+const stateFileName = 'state.json';
+const startTimeoutMs = 60_000;
+const stopTimeoutMs = 30_000;
+
+export interface StartControlPlaneOptions {
+  /**
+   * Where data, keys, logs and the kubeconfig go. Default: a fresh temporary directory that
+   * `stop()` removes. A given directory is emptied first and kept on stop (logs stay readable).
+   */
+  dir?: string;
+  /**
+   * Leave the processes running after this process exits (`npm run cluster:up`); they are
+   * stopped later from the state file with `stopDetachedControlPlane`. Default: false.
+   */
+  detached?: boolean;
+}
+
+export interface ControlPlane {
+  /** The kube-apiserver URL, https://127.0.0.1:<port>. */
+  readonly server: string;
+  /** An admin (system:masters) kubeconfig that verifies the server certificate. */
+  readonly kubeconfigPath: string;
+  readonly dir: string;
+  /** Stops the kube-apiserver process; etcd keeps running with the data. */
+  stopApiServer(): Promise<void>;
+  /** Starts the kube-apiserver again on the same port and waits for /readyz. */
+  startApiServer(): Promise<void>;
+  restartApiServer(): Promise<void>;
+  /** Stops both processes (and removes the directory if it was a temporary one). */
+  stop(): Promise<void>;
+}
+
+/** Guard pids of the processes this process owns, for the exit handlers. */
+const ownedGuards = new Set<number>();
+let exitHandlersInstalled = false;
+
+function installExitHandlers(): void {
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  // On exit only synchronous work runs: a SIGTERM to each guard, which stops its child.
+  process.on('exit', signalOwnedGuards);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      signalOwnedGuards();
+      process.removeListener(signal, onSignal);
+      // Without other listeners, re-raising gives the signal's default action (termination).
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+function signalOwnedGuards(): void {
+  for (const pid of ownedGuards) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** A free TCP port on 127.0.0.1. Another process may take it before it is used; starts retry. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port assigned'));
+      });
+    });
+  });
+}
+
+class GuardedProcess {
+  private child: ChildProcess | undefined;
+  private exit: Promise<void> | undefined;
+
+  constructor(
+    readonly name: BinaryName,
+    private readonly args: string[],
+    readonly logPath: string,
+    private readonly detached: boolean,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  start(): void {
+    const log = openSync(this.logPath, 'a');
+    try {
+      const owner = this.detached ? 0 : process.pid;
+      const child = spawn('/bin/sh', [guardScript, String(owner), binaryPath(this.name), ...this.args], {
+        stdio: ['ignore', log, log],
+        detached: this.detached,
+      });
+      if (child.pid === undefined) throw new Error(`cannot start ${this.name}`);
+      this.child = child;
+      this.exit = new Promise((resolve) => child.once('exit', () => resolve()));
+      if (this.detached) child.unref();
+      else {
+        installExitHandlers();
+        const pid = child.pid;
+        ownedGuards.add(pid);
+        void this.exit.then(() => ownedGuards.delete(pid));
+      }
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** Resolves when `probe` succeeds; fails early, with the log's tail, if the process exits. */
+  async waitUntilReady(probe: () => Promise<boolean>, description: string): Promise<void> {
+    await waitFor(
+      async () => {
+        if (!this.running) throw new Error(`${this.name} exited:\n${this.logTail()}`);
+        return probe();
+      },
+      { timeoutMs: startTimeoutMs, intervalMs: 200, description },
+    ).catch((error: unknown) => {
+      throw new Error(`${this.name} did not become ready (log: ${this.logPath})`, { cause: error });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.child || !this.exit) return;
+    if (this.running) this.child.kill('SIGTERM');
+    await this.exit;
+    this.child = undefined;
+    this.exit = undefined;
+  }
+
+  logTail(): string {
+    return readFileSync(this.logPath, 'utf8').split('\n').slice(-20).join('\n');
+  }
+}
+
+interface DetachedState {
+  guardPids: number[];
+  server: string;
+  kubeconfigPath: string;
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+    (response) => response.ok,
+    () => false,
+  );
+}
+
+function httpsOk(url: string, pki: ControlPlanePki): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(url, {
+      ca: readFileSync(pki.caCert),
+      cert: readFileSync(pki.adminCert),
+      key: readFileSync(pki.adminKey),
+      timeout: 2_000,
+    });
+    req.once('response', (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    req.once('timeout', () => req.destroy());
+    req.once('error', () => resolve(false));
+    req.end();
+  });
+}
+
+function writeKubeconfig(path: string, server: string, pki: ControlPlanePki): void {
+  const base64 = (file: string) => readFileSync(file).toString('base64');
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': base64(pki.caCert) } }],
+    users: [
+      {
+        name: 'admin',
+        user: { 'client-certificate-data': base64(pki.adminCert), 'client-key-data': base64(pki.adminKey) },
+      },
+    ],
+    contexts: [{ name: 'local-admin', context: { cluster: 'local', user: 'admin' } }],
+    'current-context': 'local-admin',
+  };
+  writeFileSync(path, stringify(kubeconfig), { mode: 0o600 });
+}
+
+const temporaryDirPrefix = 'hpc-controlplane-';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Temporary directories carry their owner's pid. An owner killed outright never removes its
+ * directory (its guards still stop the processes), so the next start removes it.
+ */
+function removeAbandonedTemporaryDirs(): void {
+  const pattern = new RegExp(`^${temporaryDirPrefix}(\\d+)-`);
+  for (const entry of readdirSync(tmpdir())) {
+    const owner = pattern.exec(entry)?.[1];
+    if (owner !== undefined && !isAlive(Number(owner))) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
+}
+
+/** Starts etcd and kube-apiserver and returns once /readyz answers ok. */
+export async function startControlPlane(options: StartControlPlaneOptions = {}): Promise<ControlPlane> {
+  if (!binariesBuilt()) {
+    throw new Error('control plane binaries are not built: run `npm run cluster:build` first');
+  }
+  const temporary = options.dir === undefined;
+  if (temporary) removeAbandonedTemporaryDirs();
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), `${temporaryDirPrefix}${String(process.pid)}-`));
+  const detached = options.detached ?? false;
+  if (!temporary) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  }
+  const pki = createPki(dir);
+  const kubeconfigPath = join(dir, 'kubeconfig');
+
+  const startWithFreePorts = async (
+    name: BinaryName,
+    portCount: number,
+    argsFor: (ports: number[]) => string[],
+    probeFor: (ports: number[]) => () => Promise<boolean>,
+  ) => {
+    // A port picked free can be taken before the process binds it: retry with new ones.
+    for (let attempt = 1; ; attempt++) {
+      const ports = await Promise.all(Array.from({ length: portCount }, freePort));
+      const started = new GuardedProcess(name, argsFor(ports), join(dir, `${name}.log`), detached);
+      started.start();
+      try {
+        await started.waitUntilReady(probeFor(ports), `${name} ready`);
+        return { process: started, ports };
+      } catch (error) {
+        await started.stop();
+        if (attempt === 3 || !started.logTail().includes('address already in use')) throw error;
+      }
+    }
+  };
+
+  const etcd = await startWithFreePorts(
+    'etcd',
+    2,
+    ([client, peer]) => {
+      const clientUrl = `http://127.0.0.1:${String(client)}`;
+      const peerUrl = `http://127.0.0.1:${String(peer)}`;
+      return [
+        '--name=default',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${clientUrl}`,
+        `--advertise-client-urls=${clientUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        // Test data need not survive a power cut; fsync would dominate on small disks.
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+      ];
+    },
+    ([client]) => () => httpOk(`http://127.0.0.1:${String(client)}/health`),
+  );
+  const etcdUrl = `http://127.0.0.1:${String(etcd.ports[0])}`;
+
+  const apiServerArgs = (port: number) => [
+    `--etcd-servers=${etcdUrl}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${String(port)}`,
+    `--tls-cert-file=${pki.servingCert}`,
+    `--tls-private-key-file=${pki.servingKey}`,
+    `--client-ca-file=${pki.caCert}`,
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${pki.serviceAccountPublicKey}`,
+    `--service-account-signing-key-file=${pki.serviceAccountPrivateKey}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--allow-privileged=true',
+    // No controller-manager creates ServiceAccounts, so pods would be refused without this.
+    '--disable-admission-plugins=ServiceAccount',
+    // Otherwise an open watch holds a stopping apiserver for a minute (until the HTTP
+    // server's shutdown timeout); with a grace period it ends watches and exits.
+    '--shutdown-watch-termination-grace-period=2s',
+  ];
+  let apiServer: { process: GuardedProcess; ports: number[] };
+  try {
+    apiServer = await startWithFreePorts(
+      'kube-apiserver',
+      1,
+      ([port]) => apiServerArgs(port ?? 0),
+      ([port]) => () => httpsOk(`https://127.0.0.1:${String(port)}/readyz`, pki),
+    );
+  } catch (error) {
+    await etcd.process.stop();
+    throw error;
+  }
+  const apiServerPort = apiServer.ports[0] ?? 0;
+  const server = `https://127.0.0.1:${String(apiServerPort)}`;
+  writeKubeconfig(kubeconfigPath, server, pki);
+
+  let apiServerProcess = apiServer.process;
+  if (detached) {
+    const state: DetachedState = {
+      guardPids: [apiServerProcess.pid ?? 0, etcd.process.pid ?? 0],
+      server,
+      kubeconfigPath,
+    };
+    writeFileSync(join(dir, stateFileName), JSON.stringify(state, null, 2));
+  }
+
+  const startApiServer = async () => {
+    if (apiServerProcess.running) return;
+    apiServerProcess = new GuardedProcess('kube-apiserver', apiServerArgs(apiServerPort), apiServerProcess.logPath, detached);
+    apiServerProcess.start();
+    await apiServerProcess.waitUntilReady(() => httpsOk(`${server}/readyz`, pki), 'kube-apiserver ready');
+  };
+  const stopApiServer = () => apiServerProcess.stop();
+
+  return {
+    server,
+    kubeconfigPath,
+    dir,
+    stopApiServer,
+    startApiServer,
+    async restartApiServer() {
+      await stopApiServer();
+      await startApiServer();
+    },
+    async stop() {
+      await apiServerProcess.stop();
+      await etcd.process.stop();
+      if (temporary) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function isGuard(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${String(pid)}/cmdline`, 'utf8').includes(guardScript);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a control plane started with `detached: true` from its state file, by the guards'
+ * pids (checked to still be guards, in case a stale file names reused pids). Returns false
+ * when `dir` holds no running control plane.
+ */
+export async function stopDetachedControlPlane(dir: string): Promise<boolean> {
+  let state: DetachedState;
+  try {
+    state = JSON.parse(readFileSync(join(dir, stateFileName), 'utf8')) as DetachedState;
+  } catch {
+    return false;
+  }
+  // In order, kube-apiserver before etcd: an apiserver that loses etcd first stalls its
+  // shutdown until the guard's SIGKILL.
+  const running = state.guardPids.filter(isGuard);
+  for (const pid of running) {
+    process.kill(pid, 'SIGTERM');
+    await waitFor(() => !isGuard(pid), { timeoutMs: stopTimeoutMs, description: `process ${String(pid)} to exit` });
+  }
+  rmSync(join(dir, stateFileName));
+  return running.length > 0;
+}
+
+/** An admin KubeConfig for a control plane's kubeconfig file. */
+export function loadKubeConfig(kubeconfigPath: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  return kubeConfig;
+}
+
+/**
+ * A KubeConfig that acts as ServiceAccount `namespace/name` (which must exist), with a token
+ * from the TokenRequest API: the identity a test gives the operator to prove its RBAC.
+ */
+export async function serviceAccountKubeConfig(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  { expirationSeconds = 3600 }: { expirationSeconds?: number } = {},
+): Promise<KubeConfig> {
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error('the admin kubeconfig has no current cluster');
+  const tokenRequest = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    // No audiences: the token is for the apiserver's own audience.
+    body: { spec: { audiences: [], expirationSeconds } },
+  });
+  const token = tokenRequest.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
+  const user = `system:serviceaccount:${namespace}:${name}`;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: user, token }],
+    contexts: [{ name: user, cluster: cluster.name, user }],
+    currentContext: user,
+  });
+  return kubeConfig;
+}
+
+/** Writes a KubeConfig to a file, for kubectl (`--kubeconfig`) or a child process. */
+export function writeKubeConfigFile(kubeConfig: KubeConfig, path: string): void {
+  writeFileSync(path, kubeConfig.exportConfig(), { mode: 0o600 });
+}
