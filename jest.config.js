@@ -16,6 +16,11 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      // One real control plane (etcd + kube-apiserver) for the whole run; tests find its
+      // kubeconfig in HPC_TEST_KUBECONFIG and each works in its own namespace.
+      globalSetup: '<rootDir>/test/integration/global-setup.js',
+      globalTeardown: '<rootDir>/test/integration/global-teardown.js',
+      setupFilesAfterEnv: ['<rootDir>/test/integration/setup-timeout.ts'],
     },
   ],
 };
