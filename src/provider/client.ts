@@ -82,7 +82,7 @@ const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const MAX_PROVIDER_MESSAGE = 200;
 
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
-export function createAgent(endpoint: string, caCert?: string): http.Agent {
+function createAgent(endpoint: string, caCert?: string): http.Agent {
   const options = { keepAlive: true, maxSockets: 16 };
   return new URL(endpoint).protocol === 'http:'
     ? new http.Agent(options)
