@@ -31,6 +31,8 @@ function checkUsername(username: string | null | undefined): string | undefined 
   if (username.length > 32) return 'username is longer than 32 characters';
   if (username.startsWith('-')) return 'username starts with "-"';
   if (!USERNAME.test(username)) return 'username has characters outside [A-Za-z0-9._-]';
+  // `<username>.uid` must be a valid ConfigMap key, and no key may start with "..".
+  if (username === '.' || username.startsWith('..')) return 'username "." or starting with ".." cannot name a ConfigMap key';
   return undefined;
 }
 

@@ -75,6 +75,8 @@ describe('validateUsers', () => {
     ['a slash', 'a/b', 'username has characters outside [A-Za-z0-9._-]'],
     ['non-ASCII', 'josé', 'username has characters outside [A-Za-z0-9._-]'],
     ['a newline', 'a\nb', 'username has characters outside [A-Za-z0-9._-]'],
+    ['a lone dot', '.', 'username "." or starting with ".." cannot name a ConfigMap key'],
+    ['a leading ".."', '..x', 'username "." or starting with ".." cannot name a ConfigMap key'],
   ])('skips a username with %s', (_name, username, reason) => {
     expect(reasonFor({ username })).toBe(reason);
   });
