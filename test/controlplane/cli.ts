@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions } from './build.js';
+import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from './build.js';
 import { startControlPlane, stopDetachedControlPlane } from './controlplane.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,6 +33,7 @@ async function up(): Promise<void> {
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`control plane ready at ${controlPlane.server} in ${seconds} s`);
   console.log(`export KUBECONFIG=${relative(process.cwd(), kubeconfigPath) || kubeconfigPath}`);
+  console.log(`kubectl built with it: ${kubectlPath()}`);
   console.log(`logs: ${relative(process.cwd(), stateDir)}/{etcd,kube-apiserver}.log; stop with npm run cluster:down`);
 }
 

@@ -38,6 +38,7 @@ export interface ControlPlane {
   readonly server: string;
   /** An admin (system:masters) kubeconfig that verifies the server certificate. */
   readonly kubeconfigPath: string;
+  /** Holds the data, keys, kubeconfig and the processes' logs. */
   readonly dir: string;
   /** Stops the kube-apiserver process; etcd keeps running with the data. */
   stopApiServer(): Promise<void>;
@@ -161,10 +162,9 @@ class GuardedProcess {
   }
 }
 
+/** What `stopDetachedControlPlane` needs: the guards' pids, kube-apiserver's first. */
 interface DetachedState {
   guardPids: number[];
-  server: string;
-  kubeconfigPath: string;
 }
 
 function httpOk(url: string): Promise<boolean> {
@@ -331,11 +331,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
 
   let apiServerProcess = apiServer.process;
   if (detached) {
-    const state: DetachedState = {
-      guardPids: [apiServerProcess.pid ?? 0, etcd.process.pid ?? 0],
-      server,
-      kubeconfigPath,
-    };
+    const state: DetachedState = { guardPids: [apiServerProcess.pid ?? 0, etcd.process.pid ?? 0] };
     writeFileSync(join(dir, stateFileName), JSON.stringify(state, null, 2));
   }
 
