@@ -1,0 +1,332 @@
+// A list+watch cache that does not give up. client-node 1.4's makeInformer stops for good on
+// the first error other than 410 and has no client-side timeout (see the team's notes), so
+// this one drives the low-level Watch itself:
+//
+//   list → fill the cache (diffed against the previous one, so a re-list emits what changed
+//   while disconnected) → watch from the list's resourceVersion, with timeoutSeconds and
+//   bookmarks → when the server ends the watch, watch again from the last resourceVersion;
+//   on 410 Gone, re-list; on any other failure, back off and re-list; when a watch stays
+//   silent past the watchdog, drop it and watch again from the last resourceVersion.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { systemClock } from './clock.js';
+
+export interface InformerListResult<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string };
+}
+
+/** Why the informer restarted (not counted: watching again after the server ended a watch). */
+export type InformerRestartReason = 'error' | 'gone' | 'silent';
+
+export interface ResilientInformerOptions<T extends KubernetesObject> {
+  /** For logs and metrics: the resource, e.g. `configmaps`. */
+  name: string;
+  kubeConfig: KubeConfig;
+  /** The collection's URL path, e.g. `/api/v1/namespaces/ns1/configmaps`. */
+  path: string;
+  /**
+   * Lists the collection. It must apply `query.labelSelector`, so the list and the watch
+   * see the same objects, e.g. `(query) => core.listNamespacedConfigMap({ namespace, ...query })`.
+   */
+  list: (query: { labelSelector?: string }) => Promise<InformerListResult<T>>;
+  labelSelector?: string;
+  /** Applied to every object before it is cached or handed out (strip Secret data, say). */
+  transform?: (object: T) => T;
+  /** Sent as the watch's timeoutSeconds: the server ends each watch cleanly after it. Default 300. */
+  watchTimeoutSeconds?: number;
+  /**
+   * A watch that delivers nothing, not even a bookmark, for this long is presumed dead (a
+   * connection that died silently) and replaced. The apiserver sends bookmarks about once a
+   * minute to a watch that asks for them. Default 150 s.
+   */
+  silenceTimeoutMs?: number;
+  /** Back-off between failed attempts. Default 1 s doubling to 30 s, ±20% jitter. */
+  backoff?: BackoffPolicy;
+  random?: () => number;
+  /** Called on every restart (the watch restarts metric). */
+  onRestart?: (reason: InformerRestartReason) => void;
+  logger?: Logger;
+}
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+/** `old` is the cached object an update replaced, or the last cached state of a deleted one. */
+export type InformerHandler<T> = (object: T, old?: T) => void;
+
+/** How one watch ended, when it did not fail. */
+type WatchEnd = 'closed' | 'gone' | 'silent' | 'stopped';
+
+/** A watch ERROR event other than 410 Gone. */
+export class WatchStatusError extends Error {
+  override readonly name = 'WatchStatusError';
+
+  constructor(
+    readonly code: number | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Status {
+  code?: number;
+  message?: string;
+}
+
+/** The Watch hands failures over untyped. */
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(`watch failed: ${JSON.stringify(error)}`);
+}
+
+function cacheKey(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+}
+
+export class ResilientInformer<T extends KubernetesObject> {
+  private readonly options: ResilientInformerOptions<T>;
+  private readonly watcher: Watch;
+  private readonly logger: Logger;
+  private readonly backoff: BackoffPolicy;
+  private readonly random: () => number;
+  private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
+  private readonly cache = new Map<string, T>();
+  /** Aborts the back-off sleep and the running watch on stop(). */
+  private readonly stopController = new AbortController();
+
+  private resourceVersion: string | undefined;
+  private started = false;
+  private synced = false;
+  private restartCount = 0;
+  /** Consecutive failures since the last watch the server accepted. */
+  private failures = 0;
+  private settleStart: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+  constructor(options: ResilientInformerOptions<T>) {
+    this.options = options;
+    this.watcher = new Watch(options.kubeConfig);
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ informer: options.name });
+    this.backoff = options.backoff ?? { baseMs: 1_000, maxMs: 30_000 };
+    this.random = options.random ?? Math.random;
+  }
+
+  on(event: InformerEvent, handler: InformerHandler<T>): void {
+    this.handlers[event].push(handler);
+  }
+
+  /**
+   * Starts listing and watching; resolves once the first list is in the cache. A failing
+   * first list is retried like any other failure, so this waits as long as that takes;
+   * it rejects only if stop() comes first.
+   */
+  start(): Promise<void> {
+    if (this.started) throw new Error(`informer ${this.options.name} was already started`);
+    this.started = true;
+    return new Promise<void>((resolve, reject) => {
+      this.settleStart = { resolve, reject };
+      void this.run();
+    });
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Restarts so far (errors, 410 Gone, silent watches). */
+  get restarts(): number {
+    return this.restartCount;
+  }
+
+  /** The cached object; cluster-scoped objects have namespace ''. */
+  get(namespace: string, name: string): T | undefined {
+    return this.cache.get(`${namespace}/${name}`);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  /** Stops for good: no restart follows, no handler is called afterwards. */
+  stop(): void {
+    if (this.stopController.signal.aborted) return;
+    this.stopController.abort();
+    this.settleStart?.reject(new Error(`informer ${this.options.name} was stopped before it synced`));
+    this.settleStart = undefined;
+  }
+
+  private get stopped(): boolean {
+    return this.stopController.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    let mustList = true;
+    while (!this.stopped) {
+      try {
+        if (mustList) {
+          await this.relist();
+          mustList = false;
+        }
+        const end = await this.watchOnce();
+        this.logger.debug({ end, resourceVersion: this.resourceVersion }, 'watch ended');
+        if (end === 'gone' || end === 'silent') this.restarted(end);
+        // Gone: the resourceVersion is too old to watch from; the cache must be rebuilt.
+        // Silent: watching again from the last resourceVersion is enough (or ends in Gone).
+        mustList = end === 'gone';
+      } catch (error) {
+        if (this.stopped) return;
+        this.failures++;
+        const delayMs = backoffDelayMs(this.failures, this.backoff, this.random);
+        this.logger.warn({ err: error, failures: this.failures, retryInMs: delayMs }, 'list or watch failed; re-listing after back-off');
+        this.restarted('error');
+        mustList = true;
+        await sleep(delayMs, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  private restarted(reason: InformerRestartReason): void {
+    this.restartCount++;
+    this.options.onRestart?.(reason);
+  }
+
+  /** Lists, replaces the cache and emits the difference to the previous cache. */
+  private async relist(): Promise<void> {
+    const labelSelector = this.options.labelSelector;
+    const result = await this.options.list(labelSelector === undefined ? {} : { labelSelector });
+    if (this.stopped) return;
+    const resourceVersion = result.metadata?.resourceVersion;
+    if (!resourceVersion) throw new Error(`the list of ${this.options.name} has no resourceVersion to watch from`);
+
+    const fresh = new Map<string, T>();
+    for (const item of result.items) {
+      const object = this.transform(item);
+      fresh.set(cacheKey(object), object);
+    }
+    const previous = new Map(this.cache);
+    this.cache.clear();
+    for (const [key, object] of fresh) this.cache.set(key, object);
+    this.resourceVersion = resourceVersion;
+
+    for (const [key, old] of previous) {
+      if (!fresh.has(key)) this.emit('delete', old, old);
+    }
+    for (const [key, object] of fresh) {
+      const old = previous.get(key);
+      if (!old) this.emit('add', object);
+      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit('update', object, old);
+    }
+    this.logger.debug({ objects: fresh.size, resourceVersion }, 'listed');
+    if (!this.synced) {
+      this.synced = true;
+      this.settleStart?.resolve();
+      this.settleStart = undefined;
+    }
+  }
+
+  /** Runs one watch from the last resourceVersion; rejects on failure. */
+  private watchOnce(): Promise<WatchEnd> {
+    const { path, labelSelector, watchTimeoutSeconds = 300, silenceTimeoutMs = 150_000 } = this.options;
+    const stopSignal = this.stopController.signal;
+    return new Promise<WatchEnd>((resolve, reject) => {
+      let settled = false;
+      let connection: AbortController | undefined;
+      let cancelWatchdog = () => {};
+      const settle = (finish: () => void) => {
+        if (settled) return;
+        settled = true;
+        cancelWatchdog();
+        stopSignal.removeEventListener('abort', onStop);
+        connection?.abort();
+        finish();
+      };
+      const armWatchdog = () => {
+        cancelWatchdog();
+        cancelWatchdog = systemClock.schedule(() => {
+          this.logger.warn({ silenceTimeoutMs }, 'watch silent for too long; replacing it');
+          settle(() => resolve('silent'));
+        }, silenceTimeoutMs);
+      };
+      const onStop = () => settle(() => resolve('stopped'));
+      if (stopSignal.aborted) return resolve('stopped');
+      stopSignal.addEventListener('abort', onStop);
+      armWatchdog();
+
+      this.logger.debug({ resourceVersion: this.resourceVersion }, 'watching');
+      const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds, labelSelector };
+      this.watcher
+        .watch(
+          path,
+          query,
+          (phase: string, object: unknown) => {
+            if (settled) return;
+            armWatchdog();
+            if (phase === 'ERROR') {
+              const status = object as Status;
+              if (status.code === 410) settle(() => resolve('gone'));
+              else settle(() => reject(new WatchStatusError(status.code, `watch error: ${status.message ?? JSON.stringify(status)}`)));
+              return;
+            }
+            this.apply(phase, object as T);
+          },
+          (error: unknown) => {
+            if (error === null || error === undefined) return settle(() => resolve('closed'));
+            if ((error as { statusCode?: number }).statusCode === 410) return settle(() => resolve('gone'));
+            settle(() => reject(asError(error)));
+          },
+        )
+        .then(
+          (controller) => {
+            connection = controller;
+            if (settled) return controller.abort();
+            // The server accepted the watch: the trouble, if there was any, is over.
+            this.failures = 0;
+          },
+          (error: unknown) => settle(() => reject(asError(error))),
+        );
+    });
+  }
+
+  /** Applies one watch event to the cache and emits it. */
+  private apply(phase: string, raw: T): void {
+    const resourceVersion = raw.metadata?.resourceVersion;
+    if (phase === 'BOOKMARK') {
+      if (resourceVersion) this.resourceVersion = resourceVersion;
+      return;
+    }
+    const object = this.transform(raw);
+    const key = cacheKey(object);
+    const old = this.cache.get(key);
+    switch (phase) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.cache.set(key, object);
+        if (old) this.emit('update', object, old);
+        else this.emit('add', object);
+        break;
+      case 'DELETED':
+        this.cache.delete(key);
+        this.emit('delete', object, old);
+        break;
+      default:
+        this.logger.warn({ phase }, 'unknown watch event type');
+        return;
+    }
+    if (resourceVersion) this.resourceVersion = resourceVersion;
+  }
+
+  private transform(object: T): T {
+    return this.options.transform ? this.options.transform(object) : object;
+  }
+
+  private emit(event: InformerEvent, object: T, old?: T): void {
+    for (const handler of this.handlers[event]) {
+      // A failing handler must not cost the others their event, nor the informer its watch.
+      try {
+        handler(object, old);
+      } catch (error) {
+        this.logger.error({ err: error, event, object: cacheKey(object) }, 'informer handler threw');
+      }
+    }
+  }
+}
