@@ -18,7 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { kubectlPath } from '../controlplane/build.js';
-import { serviceAccountKubeConfig } from '../controlplane/controlplane.js';
+import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
 import { createTestNamespace, deleteTestNamespace, expectApiError, testKubeConfig, testKubeconfigPath } from '../support/cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -208,7 +208,8 @@ describe('RBAC', () => {
     });
     const otherNamespace = await createTestNamespace(kubeConfig, 'rbac-other');
 
-    const narrowCore = (await serviceAccountKubeConfig(kubeConfig, namespace, 'narrow')).makeApiClient(CoreV1Api);
+    const narrow = await serviceAccountKubeConfig(kubeConfig, namespace, 'narrow');
+    const narrowCore = narrow.makeApiClient(CoreV1Api);
 
     // Inside the Role: allowed (RBAC changes can take a moment to reach the authorizer).
     await waitFor(() => narrowCore.listNamespacedConfigMap({ namespace }), { description: 'the RoleBinding to apply' });
@@ -220,6 +221,20 @@ describe('RBAC', () => {
     ).toBe(403);
     expect(await expectApiError(() => narrowCore.listNamespacedSecret({ namespace }))).toBe(403);
     expect(await expectApiError(() => narrowCore.listNamespacedConfigMap({ namespace: otherNamespace }))).toBe(403);
+
+    // The same identity as a kubeconfig file, for kubectl or an operator process.
+    const dir = mkdtempSync(join(tmpdir(), 'hpc-narrow-'));
+    try {
+      const narrowKubeconfig = join(dir, 'kubeconfig');
+      writeKubeConfigFile(narrow, narrowKubeconfig);
+      const kubectl = (...args: string[]) => runFile(kubectlPath(), ['--kubeconfig', narrowKubeconfig, '-n', namespace, ...args]);
+      expect((await kubectl('auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}')).stdout).toBe(
+        `system:serviceaccount:${namespace}:narrow`,
+      );
+      await expect(kubectl('get', 'secrets')).rejects.toThrow(/Forbidden/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     await deleteTestNamespace(kubeConfig, otherNamespace);
   });
