@@ -240,6 +240,22 @@ describe('ResilientInformer on the shared control plane', () => {
       await proxy.close();
     }
   });
+
+  it('replaces a watch whose connection died silently', async () => {
+    const ns = await namespace();
+    const proxy = await TcpProxy.start(apiServerAddress(kubeConfig));
+    try {
+      const { informer, restarts, seen } = configMapInformer(proxy.kubeConfigThrough(kubeConfig), ns, { silenceTimeoutMs: 1_000 });
+      await informer.start();
+      proxy.stall();
+      await waitFor(() => restarts.includes('silent'), { ...waitOptions, description: 'the watchdog to replace the stalled watch' });
+      proxy.restore();
+      await core.createNamespacedConfigMap({ namespace: ns, body: configMap('after-stall') });
+      await seen('add', 'after-stall');
+    } finally {
+      await proxy.close();
+    }
+  });
 });
 
 describe('ResilientInformer on a control plane of its own', () => {

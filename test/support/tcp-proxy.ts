@@ -5,9 +5,11 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 
+type Mode = 'forwarding' | 'cut' | 'stalled';
+
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
-  private connected = true;
+  private mode: Mode = 'forwarding';
 
   private constructor(
     private readonly server: Server,
@@ -30,14 +32,26 @@ export class TcpProxy {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Resets every open connection and every new one until `restore()`. */
+  /** Resets every open connection and every new one until `restore()`: a refused network. */
   cut(): void {
-    this.connected = false;
+    this.mode = 'cut';
     for (const socket of this.sockets) socket.resetAndDestroy();
   }
 
+  /**
+   * Stops moving bytes, on open connections and on new ones until `restore()`, without
+   * closing anything: a network that died silently. Stalled connections stay stalled.
+   */
+  stall(): void {
+    this.mode = 'stalled';
+    for (const socket of this.sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  }
+
   restore(): void {
-    this.connected = true;
+    this.mode = 'forwarding';
   }
 
   async close(): Promise<void> {
@@ -61,24 +75,28 @@ export class TcpProxy {
     return proxied;
   }
 
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
   private accept(client: Socket): void {
-    if (!this.connected) {
+    if (this.mode === 'cut') {
       client.resetAndDestroy();
       return;
     }
-    const upstream = connect(this.target.port, this.target.host);
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      this.sockets.add(from);
-      from.pipe(to);
-      from.on('error', () => to.destroy());
-      from.on('close', () => {
-        this.sockets.delete(from);
-        to.destroy();
-      });
+    this.track(client);
+    if (this.mode === 'stalled') {
+      client.pause();
+      return;
     }
+    const upstream = connect(this.target.port, this.target.host);
+    this.track(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   }
 }
 
