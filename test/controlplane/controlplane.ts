@@ -312,6 +312,12 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
     // Otherwise an open watch holds a stopping apiserver for a minute (until the HTTP
     // server's shutdown timeout); with a grace period it ends watches and exits.
     '--shutdown-watch-termination-grace-period=2s',
+    // When a test process dies, both guards stop their children at once. Each of these
+    // deregisters from etcd on shutdown and, with etcd gone, waits 10-20 s for it. A lone
+    // apiserver needs none of them: no peers to proxy to or identify itself to, and the
+    // kubernetes Service cannot have a loopback endpoint anyway.
+    '--endpoint-reconciler-type=none',
+    '--feature-gates=APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false',
   ];
   let apiServer: { process: GuardedProcess; ports: number[] };
   try {
