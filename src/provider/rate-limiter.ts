@@ -14,7 +14,16 @@ export interface RateLimit {
   intervalMs: number;
 }
 
-export const PROVIDER_RATE_LIMIT: RateLimit = { capacity: 100, refill: 1900, intervalMs: 3_600_000 };
+/**
+ * A bucket that keeps every window of `intervalMs` at or under `calls`: a burst of one
+ * twentieth of them, the rest refilled evenly over the interval.
+ */
+export function rateLimitOf(calls: number, intervalMs: number): RateLimit {
+  const capacity = Math.max(1, Math.floor(calls / 20));
+  return { capacity, refill: Math.max(1, calls - capacity), intervalMs };
+}
+
+export const PROVIDER_RATE_LIMIT: RateLimit = rateLimitOf(2000, 3_600_000);
 
 /** Hands out one token per API call; waiters are served in arrival order. */
 export class TokenBucket {

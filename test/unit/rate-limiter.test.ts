@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { PROVIDER_RATE_LIMIT, RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
+import { PROVIDER_RATE_LIMIT, rateLimitOf, RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 /** Lets every settled promise run its callbacks. */
@@ -100,5 +100,15 @@ describe('RateLimiterRegistry', () => {
     const registry = new RateLimiterRegistry();
     expect(registry.forAccessKey('KEY1')).toBe(registry.forAccessKey('KEY1'));
     expect(registry.forAccessKey('KEY1')).not.toBe(registry.forAccessKey('KEY2'));
+  });
+});
+
+describe('rateLimitOf', () => {
+  it.each([
+    [2000, { capacity: 100, refill: 1900 }],
+    [10, { capacity: 1, refill: 9 }],
+    [1, { capacity: 1, refill: 1 }],
+  ])('keeps %i calls per interval as a burst plus refill', (calls, expected) => {
+    expect(rateLimitOf(calls, 60_000)).toEqual({ ...expected, intervalMs: 60_000 });
   });
 });
