@@ -1,3 +1,4 @@
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { DEFAULT_ID_RANGE, ROLES } from '../domain/user.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
@@ -204,16 +205,7 @@ export type StatusUser = z.infer<typeof statusUserSchema>;
 export interface HpcClusterObject {
   apiVersion: typeof API_VERSION;
   kind: typeof KIND;
-  metadata: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    generation?: number;
-    resourceVersion?: string;
-    annotations?: Record<string, string>;
-    labels?: Record<string, string>;
-    creationTimestamp?: string | Date;
-  };
+  metadata: V1ObjectMeta;
   spec?: unknown;
   status?: HpcClusterStatus;
 }

@@ -99,6 +99,11 @@ export function renderConfigMaps(clusterName: string, users: readonly HpcUser[])
   ];
 }
 
+/** The first ConfigMap over the apiserver's size limit, if any. */
+export function oversizedConfigMap(rendered: readonly RenderedConfigMap[]): RenderedConfigMap | undefined {
+  return rendered.find((cm) => cm.size > MAX_CONFIGMAP_BYTES);
+}
+
 /**
  * The user list a `users.json` holds — the last good sync — or undefined when the text is
  * missing or not what this operator writes (then nothing is assumed about earlier users).

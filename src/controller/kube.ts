@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1ConfigMap,
+} from '@kubernetes/client-node';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
+import type { ConfigMapManifest } from '../render/configmaps.js';
+import type { ClusterPort, ConfigMapState, ObjectKey } from './reconcile.js';
+
+/** Reads a cached object by namespace and name (an informer's cache). */
+export interface ObjectCache<T> {
+  get(namespace: string, name: string): T | undefined;
+}
+
+export const COMPONENT = 'hpc-user-operator';
+/** Events longer than this are cut; the apiserver refuses messages above 1 KiB. */
+const MAX_EVENT_MESSAGE = 1024;
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+/** The ClusterPort on a real apiserver: reads from informer caches, writes through the API. */
+export class KubeClusterPort implements ClusterPort {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly hpcClusters: ObjectCache<HpcClusterObject>,
+    private readonly configMaps: ObjectCache<V1ConfigMap>,
+    private readonly instance: string,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  getHpcCluster(key: ObjectKey): HpcClusterObject | undefined {
+    return this.hpcClusters.get(key.namespace, key.name);
+  }
+
+  getConfigMap(key: ObjectKey): ConfigMapState | undefined {
+    const cm = this.configMaps.get(key.namespace, key.name);
+    if (cm === undefined) return undefined;
+    const meta = cm.metadata ?? {};
+    return {
+      ...(meta.resourceVersion === undefined ? {} : { resourceVersion: meta.resourceVersion }),
+      ...(cm.data === undefined ? {} : { data: cm.data }),
+      ...(meta.labels === undefined ? {} : { labels: meta.labels }),
+      ...(meta.annotations === undefined ? {} : { annotations: meta.annotations }),
+      ownerReferences: (meta.ownerReferences ?? []).map((ref) => ({ uid: ref.uid, controller: ref.controller === true })),
+    };
+  }
+
+  async readSecret(key: ObjectKey): Promise<Record<string, string> | undefined> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ namespace: key.namespace, name: key.name });
+      const data: Record<string, string> = {};
+      for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+      for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
+      return data;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    if (existing === undefined) {
+      await this.core.createNamespacedConfigMap({ namespace, body: manifest });
+      return;
+    }
+    // Keep labels and annotations others added; the data is ours alone and is replaced whole.
+    const body: V1ConfigMap = {
+      ...manifest,
+      metadata: {
+        ...manifest.metadata,
+        labels: { ...existing.labels, ...manifest.metadata.labels },
+        annotations: { ...existing.annotations, ...manifest.metadata.annotations },
+        ...(existing.resourceVersion === undefined ? {} : { resourceVersion: existing.resourceVersion }),
+      },
+    };
+    await this.core.replaceNamespacedConfigMap({ namespace, name, body });
+  }
+
+  async writeStatus(key: ObjectKey, status: HpcClusterStatus): Promise<void> {
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace: key.namespace, plural: PLURAL, name: key.name, body: { status } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async recordEvent(object: HpcClusterObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const namespace = object.metadata.namespace ?? 'default';
+    const now = new Date();
+    await this.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { name: `${object.metadata.name ?? 'hpccluster'}.${randomBytes(8).toString('hex')}`, namespace },
+        involvedObject: {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: object.metadata.name ?? '',
+          namespace,
+          ...(object.metadata.uid === undefined ? {} : { uid: object.metadata.uid }),
+          ...(object.metadata.resourceVersion === undefined ? {} : { resourceVersion: object.metadata.resourceVersion }),
+        },
+        type,
+        reason,
+        message: message.length > MAX_EVENT_MESSAGE ? `${message.slice(0, MAX_EVENT_MESSAGE - 1)}…` : message,
+        source: { component: COMPONENT },
+        reportingComponent: COMPONENT,
+        reportingInstance: this.instance,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}
