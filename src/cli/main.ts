@@ -4,10 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { runCommand, UsageError, type Command } from './command.js';
 import { crdCommand } from './commands/crd.js';
 import { listUsersCommand } from './commands/list-users.js';
+import { renderCommand } from './commands/render.js';
+import { runControllerCommand } from './commands/run.js';
 import { simulatorCommand } from './commands/simulator.js';
 
 /** Every subcommand; each lives in its own module under `commands/`. */
-const COMMANDS: Command[] = [crdCommand, simulatorCommand, listUsersCommand];
+const COMMANDS: Command[] = [runControllerCommand, renderCommand, crdCommand, listUsersCommand, simulatorCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);

@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseDuration } from '../../api/duration.js';
+import { Manager } from '../../controller/manager.js';
+import { OperatorMetrics } from '../../controller/metrics.js';
+import { rateLimitOf, RateLimiterRegistry, type RateLimit } from '../../provider/rate-limiter.js';
+import { HpcUserSource } from '../../provider/user-source.js';
+import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
+import { loadKubeConfig } from '../../runtime/kubeconfig.js';
+import { optionalString, UsageError, type Command, type FlagValues } from '../command.js';
+
+const DEFAULTS = {
+  concurrency: 4,
+  metricsAddr: ':8080',
+  healthAddr: ':8081',
+  leaderElectionId: 'hpc-user-operator',
+  drainTimeout: '30s',
+  providerTimeout: '10s',
+  providerRateLimit: '2000/1h',
+};
+
+/** `2000/1h`: calls per duration. */
+function rateLimitFlag(values: FlagValues): RateLimit {
+  const text = optionalString(values, 'provider-rate-limit') ?? DEFAULTS.providerRateLimit;
+  const [count, per] = text.split('/');
+  const calls = Number(count);
+  const intervalMs = parseDuration(per ?? '');
+  if (!Number.isInteger(calls) || calls < 1 || intervalMs === undefined || intervalMs <= 0) {
+    throw new UsageError(`--provider-rate-limit must be calls/duration like 2000/1h, got "${text}"`);
+  }
+  return rateLimitOf(calls, intervalMs);
+}
+
+function durationFlag(values: FlagValues, name: string, fallback: string): number {
+  const text = optionalString(values, name) ?? fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`--${name} must be a duration like 30s or 2m, got "${text}"`);
+  return ms;
+}
+
+function positiveIntFlag(values: FlagValues, name: string, fallback: number): number {
+  const text = optionalString(values, name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
+  return value;
+}
+
+export const runControllerCommand: Command = {
+  name: 'run',
+  summary: 'Run the controller: reconcile HpcClusters into status and ConfigMaps',
+  usage: `Usage: hpc-user-operator run [flags]
+
+Watches HpcCluster resources, the ConfigMaps they own and the Secrets they reference, and
+keeps each resource's status and its <name>-users and <name>-nss ConfigMaps in step with the
+provider's ListUsers API. Logs are JSON lines on stdout. SIGTERM drains in-flight work,
+releases the leader lease and exits 0.
+
+Flags:
+  --kubeconfig FILE                  kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)
+  --namespaces NS[,NS...]            watch only these namespaces (default: all)
+  --concurrency N                    reconciles at once (default ${DEFAULTS.concurrency})
+  --leader-elect                     elect a leader on a coordination.k8s.io Lease; only it writes
+  --leader-election-namespace NS     namespace of the Lease (default: POD_NAMESPACE, else default)
+  --leader-election-id NAME          name of the Lease (default ${DEFAULTS.leaderElectionId})
+  --metrics-addr HOST:PORT           Prometheus /metrics (default ${DEFAULTS.metricsAddr}; "0" turns it off)
+  --health-addr HOST:PORT            /healthz and /readyz (default ${DEFAULTS.healthAddr}; "0" turns it off)
+  --log-level LEVEL                  ${LOG_LEVELS.join(', ')} (default info)
+  --drain-timeout DURATION           how long SIGTERM waits for in-flight reconciles (default ${DEFAULTS.drainTimeout})
+  --provider-timeout DURATION        timeout of one provider API request (default ${DEFAULTS.providerTimeout})
+  --provider-ca-file FILE            PEM bundle trusted for the provider endpoint instead of the system CAs
+  --provider-rate-limit N/DURATION   API calls allowed per access key (default ${DEFAULTS.providerRateLimit}, the provider's quota)`,
+  options: {
+    kubeconfig: { type: 'string' },
+    namespaces: { type: 'string' },
+    concurrency: { type: 'string' },
+    'leader-elect': { type: 'boolean' },
+    'leader-election-namespace': { type: 'string' },
+    'leader-election-id': { type: 'string' },
+    'metrics-addr': { type: 'string' },
+    'health-addr': { type: 'string' },
+    'log-level': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'provider-timeout': { type: 'string' },
+    'provider-ca-file': { type: 'string' },
+    'provider-rate-limit': { type: 'string' },
+  },
+  async run(values, positionals) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    const level = optionalString(values, 'log-level') ?? 'info';
+    if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+    const namespaces = (optionalString(values, 'namespaces') ?? '')
+      .split(',')
+      .map((ns) => ns.trim())
+      .filter((ns) => ns !== '');
+    const concurrency = positiveIntFlag(values, 'concurrency', DEFAULTS.concurrency);
+    const drainTimeoutMs = durationFlag(values, 'drain-timeout', DEFAULTS.drainTimeout);
+    const timeoutMs = durationFlag(values, 'provider-timeout', DEFAULTS.providerTimeout);
+    const caFile = optionalString(values, 'provider-ca-file');
+    const rateLimit = rateLimitFlag(values);
+    const address = (name: string, fallback: string): string | undefined => {
+      const value = optionalString(values, name) ?? fallback;
+      return value === '0' ? undefined : value;
+    };
+
+    const logger = createLogger(level);
+    const kubeConfig = loadKubeConfig(optionalString(values, 'kubeconfig'));
+    const identity = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
+    const metrics = new OperatorMetrics();
+    const userSource = new HpcUserSource({
+      timeoutMs,
+      rateLimiters: new RateLimiterRegistry(rateLimit),
+      ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
+      onRequest: (outcome) => metrics.countProviderRequest(outcome),
+    });
+    const metricsAddr = address('metrics-addr', DEFAULTS.metricsAddr);
+    const healthAddr = address('health-addr', DEFAULTS.healthAddr);
+    const manager = new Manager({
+      kubeConfig,
+      namespaces,
+      concurrency,
+      userSource,
+      metrics,
+      logger,
+      identity,
+      drainTimeoutMs,
+      ...(values['leader-elect'] === true
+        ? {
+            leaderElection: {
+              namespace: optionalString(values, 'leader-election-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+              name: optionalString(values, 'leader-election-id') ?? DEFAULTS.leaderElectionId,
+            },
+          }
+        : {}),
+      ...(metricsAddr === undefined ? {} : { metricsAddr }),
+      ...(healthAddr === undefined ? {} : { healthAddr }),
+    });
+
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'shutting down');
+      void manager.stop();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    try {
+      await manager.start();
+      const addresses = manager.addresses();
+      logger.info({ identity, metrics: addresses.metrics, health: addresses.health }, 'started');
+      const exitCode = await manager.done;
+      logger.info({ exitCode }, 'stopped');
+      return exitCode;
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+  },
+};
