@@ -1,0 +1,323 @@
+// The controller against the real control plane and the provider simulator: one operator
+// (acting as a ServiceAccount bound to the shipped RBAC rules) watches this file's namespace,
+// and each test drives its own HpcCluster through one path of SPEC.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import type { HpcUser } from '../../src/domain/user.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
+import type { FaultPatch } from '../../src/provider/simulator/faults.js';
+import type { SimulatedUser } from '../../src/provider/simulator/store.js';
+import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
+import {
+  createCredentialsSecret,
+  createHpcCluster,
+  installCrd,
+  operatorKubeConfig,
+  patchHpcCluster,
+  readConfigMap,
+  readHpcCluster,
+  readyOf,
+  startOperator,
+  waitForReady,
+  type RunningOperator,
+} from '../support/operator.js';
+import { waitFor } from '../support/wait-for.js';
+
+let admin: KubeConfig;
+let core: CoreV1Api;
+let namespace: string;
+let simulator: Simulator;
+let operator: RunningOperator;
+const SECRET = 'shanhe-api-key';
+
+beforeAll(async () => {
+  admin = testKubeConfig();
+  core = admin.makeApiClient(CoreV1Api);
+  await installCrd(admin);
+  namespace = await createTestNamespace(admin, 'sync');
+  simulator = await startSimulator();
+  await createCredentialsSecret(admin, namespace, SECRET, DEV_ACCESS_KEY);
+  operator = await startOperator(await operatorKubeConfig(admin, namespace), namespace);
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await simulator?.close();
+});
+
+const user = (username: string, uid: number, over: Partial<SimulatedUser> = {}): SimulatedUser => ({
+  username,
+  uid,
+  gid: uid,
+  role: 'member',
+  nasMountPoint: `/public/shanhe/${username}`,
+  userId: `usr-${username}`,
+  hpcUserId: `hpcuser-${username}`,
+  ...over,
+});
+
+const users = (prefix: string, count: number, firstUid = 20000): SimulatedUser[] =>
+  Array.from({ length: count }, (_, i) => user(`${prefix}${String(i).padStart(3, '0')}`, firstUid + i));
+
+/** A new HpcCluster on simulator cluster `clusterId`, waited until it first synced. */
+async function syncedCluster(name: string, clusterId: string, seed: SimulatedUser[], spec: Record<string, unknown> = {}) {
+  simulator.setUsers(clusterId, seed);
+  await createHpcCluster(admin, namespace, name, {
+    clusterId,
+    zone: 'jinan1a',
+    endpoint: simulator.url,
+    allowInsecureHttp: true,
+    credentialsSecretRef: { name: SECRET },
+    ...spec,
+  });
+  return waitForReady(admin, namespace, name, 'Synced');
+}
+
+let syncRequests = 0;
+/** Asks for a sync now, as a user would, and waits until the resource reports `reason` for it. */
+async function requestSync(name: string, reason: string) {
+  const before = await readHpcCluster(admin, namespace, name);
+  await patchHpcCluster(admin, namespace, name, { metadata: { annotations: { 'hpc.shanhe.com/sync-requested': String(++syncRequests) } } });
+  return waitFor(
+    async () => {
+      const object = await readHpcCluster(admin, namespace, name);
+      const ready = readyOf(object);
+      // A failure shows as a new reason; a sync that changed nothing moves no timestamp, so
+      // it is confirmed by the reconcile counter instead.
+      return ready?.reason === reason && (object.metadata.resourceVersion !== before.metadata.resourceVersion || reason === readyOf(before)?.reason) ? object : undefined;
+    },
+    { description: `${name} reports ${reason} after a sync request` },
+  );
+}
+
+async function configMaps(name: string): Promise<[V1ConfigMap | undefined, V1ConfigMap | undefined]> {
+  return [await readConfigMap(admin, namespace, `${name}-users`), await readConfigMap(admin, namespace, `${name}-nss`)];
+}
+
+async function eventsOf(name: string) {
+  const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+  return list.items;
+}
+
+test('a new HpcCluster becomes Ready with both ConfigMaps exactly as SPEC shows them', async () => {
+  const seed = [user('usr-vceaHsJu', 41522, { nasMountPoint: '/public/shanhe/s0723', hpcUserId: 'hpcuser-8a310ir1', userId: 'usr-vceaHsJu' }), user('bob', 41523, { gid: 41522, role: 'admin' })];
+  const object = await syncedCluster('chem-lab', 'hpc-qig9xu97', seed);
+
+  const expectedUsers: HpcUser[] = [
+    { username: 'bob', uid: 41523, gid: 41522, role: 'admin', nasMountPoint: '/public/shanhe/bob', userId: 'usr-bob', hpcUserId: 'hpcuser-bob' },
+    { username: 'usr-vceaHsJu', uid: 41522, gid: 41522, role: 'member', nasMountPoint: '/public/shanhe/s0723', userId: 'usr-vceaHsJu', hpcUserId: 'hpcuser-8a310ir1' },
+  ];
+  expect(object.status).toMatchObject({
+    observedGeneration: 1,
+    userCount: 2,
+    users: expectedUsers,
+    usersTruncated: false,
+    skippedUserCount: 0,
+    configMaps: ['chem-lab-users', 'chem-lab-nss'],
+  });
+  expect(readyOf(object)).toMatchObject({ status: 'True', reason: 'Synced', message: '2 users synced' });
+  expect(object.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');
+  expect(object.status?.conditions?.find((c) => c.type === 'Reconciling')?.status).toBe('False');
+
+  const [usersCm, nssCm] = await configMaps('chem-lab');
+  for (const cm of [usersCm, nssCm]) {
+    expect(cm?.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'hpc-user-operator', 'hpc.shanhe.com/cluster': 'chem-lab' });
+    expect(cm?.metadata?.annotations?.['hpc.shanhe.com/content-hash']).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(cm?.metadata?.ownerReferences).toEqual([
+      { apiVersion: 'hpc.shanhe.com/v1alpha1', kind: 'HpcCluster', name: 'chem-lab', uid: object.metadata.uid, controller: true, blockOwnerDeletion: true },
+    ]);
+  }
+  expect(JSON.parse(usersCm?.data?.['users.json'] ?? '')).toEqual(expectedUsers);
+  expect(usersCm?.data).toMatchObject({ 'usr-vceaHsJu.uid': '41522', 'usr-vceaHsJu.gid': '41522', 'usr-vceaHsJu.nas': '/public/shanhe/s0723', 'bob.uid': '41523', 'bob.gid': '41522' });
+  expect(nssCm?.data).toEqual({
+    passwd: 'bob:x:41523:41522:admin:/public/shanhe/bob:/bin/sh\nusr-vceaHsJu:x:41522:41522:member:/public/shanhe/s0723:/bin/sh\n',
+    group: 'usr-vceaHsJu:x:41522:bob,usr-vceaHsJu\n',
+  });
+  const events = await eventsOf('chem-lab');
+  expect(events.map((e) => [e.type, e.reason, e.message])).toContainEqual(['Normal', 'Synced', '2 users synced']);
+});
+
+test('users added, removed and changed upstream arrive on a requested sync, with an event', async () => {
+  await syncedCluster('changes', 'hpc-changes', [user('ann', 30001), user('ben', 30002), user('cat', 30003)]);
+  simulator.addUser('hpc-changes', user('dan', 30004));
+  simulator.removeUser('hpc-changes', 'ben');
+  simulator.updateUser('hpc-changes', 'cat', { nasMountPoint: '/public/shanhe/cat-new' });
+
+  await waitFor(
+    async () => {
+      await requestSync('changes', 'Synced');
+      const object = await readHpcCluster(admin, namespace, 'changes');
+      return object.status?.users?.map((u) => u.username).join(',') === 'ann,cat,dan';
+    },
+    { description: 'the upstream changes in status' },
+  );
+  const [usersCm] = await configMaps('changes');
+  expect(usersCm?.data?.['cat.nas']).toBe('/public/shanhe/cat-new');
+  expect(usersCm?.data?.['ben.uid']).toBeUndefined();
+  expect(usersCm?.data?.['dan.uid']).toBe('30004');
+  const events = await eventsOf('changes');
+  expect(events.map((e) => e.message)).toContain('Users changed: 1 added (dan), 1 removed (ben), 1 changed (cat)');
+});
+
+const faults: [string, FaultPatch, string][] = [
+  ['a ret_code 5000 on every call', { error: { rate: 1, retCode: 5000 } }, 'ListUsersFailed'],
+  ['HTTP 503 with an HTML body', { http5xx: { rate: 1, status: 503 } }, 'ListUsersFailed'],
+  ['no answer (timeout)', { hang: { rate: 1 } }, 'ListUsersFailed'],
+  ['truncated JSON', { truncateJson: { rate: 1 } }, 'ListUsersFailed'],
+  ['a total_count that lies', { totalCountDelta: 7 }, 'ListUsersFailed'],
+  ['duplicate rows', { duplicateRows: 2 }, 'ListUsersFailed'],
+  ['users changing between pages', { mutateBetweenPages: true }, 'ListUsersFailed'],
+  ['the quota spent (ret_code 2500)', { error: { rate: 1, retCode: 2500 } }, 'QuotaExceeded'],
+];
+
+describe('a failing provider leaves the ConfigMaps byte-identical', () => {
+  test.each(faults)('%s → Ready False, %s', async (_name, fault, reason) => {
+    const name = `fault-${String(faults.findIndex(([n]) => n === _name))}`;
+    const clusterId = `hpc-${name}`;
+    // Three pages, so the pagination faults have pages to disagree across.
+    await syncedCluster(name, clusterId, users('f', 250));
+    const before = await configMaps(name);
+    simulator.setFaults(fault);
+    try {
+      const failed = await requestSync(name, reason);
+      expect(readyOf(failed)?.status).toBe('False');
+      expect(failed.status?.userCount).toBe(250);
+    } finally {
+      simulator.clearFaults();
+    }
+    const after = await configMaps(name);
+    expect(after.map((cm) => cm?.metadata?.resourceVersion)).toEqual(before.map((cm) => cm?.metadata?.resourceVersion));
+    expect(after.map((cm) => cm?.data)).toEqual(before.map((cm) => cm?.data));
+    const events = await eventsOf(name);
+    expect(events.some((e) => e.type === 'Warning' && e.reason === reason)).toBe(true);
+  });
+});
+
+test('bad credentials stall with AuthenticationFailed without burning calls; a rotated Secret recovers', async () => {
+  await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'wrong-key' }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: 'not-the-secret' } } });
+  simulator.setUsers('hpc-auth', [user('eve', 40001)]);
+  await createHpcCluster(admin, namespace, 'auth', { clusterId: 'hpc-auth', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'wrong-key' } });
+  const stalled = await waitForReady(admin, namespace, 'auth', 'AuthenticationFailed');
+  expect(stalled.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'AuthenticationFailed' });
+  expect(JSON.stringify(stalled.status)).not.toContain('not-the-secret');
+
+  // A change to the Secret that leaves its keys as they are makes the operator reconcile,
+  // but not call the API: nothing the failure depended on has changed.
+  const calls = simulator.stats().byRetCode['1200'] ?? 0;
+  const reconciles = async () => (await operator.metrics.registry.getSingleMetric('hpc_user_operator_reconcile_total')?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+  const reconcilesBefore = await reconciles();
+  await core.patchNamespacedSecret(
+    { namespace, name: 'wrong-key', body: { metadata: { labels: { touched: 'yes' } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  await waitFor(async () => (await reconciles()) > reconcilesBefore, { description: 'a reconcile after the Secret update' });
+  expect(simulator.stats().byRetCode['1200'] ?? 0).toBe(calls);
+
+  await core.replaceNamespacedSecret({
+    namespace,
+    name: 'wrong-key',
+    body: { metadata: { name: 'wrong-key' }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: DEV_ACCESS_KEY.secret } },
+  });
+  const recovered = await waitForReady(admin, namespace, 'auth', 'Synced');
+  expect(recovered.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');
+  expect(recovered.status?.userCount).toBe(1);
+});
+
+test('a missing Secret is CredentialsNotFound, saying what to create', async () => {
+  await createHpcCluster(admin, namespace, 'no-secret', { clusterId: 'hpc-none', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'absent' } });
+  const object = await waitForReady(admin, namespace, 'no-secret', 'CredentialsNotFound');
+  expect(readyOf(object)?.message).toContain('Secret absent not found');
+  expect(object.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('True');
+});
+
+test('invalid rows are skipped and reported while the rest sync', async () => {
+  simulator.setFaults({ invalidRows: ['bad-username', 'uid-zero', 'uid-not-a-number', 'relative-nas'] });
+  try {
+    const object = await syncedCluster('skips', 'hpc-skips', [user('good', 50001)]);
+    expect(object.status?.userCount).toBe(1);
+    expect(object.status?.skippedUserCount).toBe(4);
+    const reasons = object.status?.skippedUsers?.map((s) => s.reason).join('\n') ?? '';
+    expect(reasons).toContain('username has characters outside [A-Za-z0-9._-]');
+    expect(reasons).toMatch(/uid 0/);
+    expect(reasons).toMatch(/abc/);
+    expect(reasons).toMatch(/absolute/);
+    expect(readyOf(object)?.message).toBe('1 user synced, 4 skipped (see status.skippedUsers)');
+  } finally {
+    simulator.clearFaults();
+  }
+});
+
+test('a mass removal is held until maxUserRemovalPercent allows it', async () => {
+  await syncedCluster('removal', 'hpc-removal', users('r', 10), { maxUserRemovalPercent: 50 });
+  const before = await configMaps('removal');
+  simulator.setUsers('hpc-removal', users('r', 10).slice(0, 3));
+  const held = await requestSync('removal', 'RemovalHeld');
+  expect(readyOf(held)?.message).toContain('remove 7 of 10 users');
+  expect((await configMaps('removal')).map((cm) => cm?.data)).toEqual(before.map((cm) => cm?.data));
+
+  await patchHpcCluster(admin, namespace, 'removal', { spec: { maxUserRemovalPercent: 100 } });
+  const applied = await waitForReady(admin, namespace, 'removal', 'Synced', { generation: 2 });
+  expect(applied.status?.userCount).toBe(3);
+});
+
+test('a user list too large for a ConfigMap is refused and nothing is written', async () => {
+  const longPath = `/public/${'x'.repeat(200)}`;
+  simulator.setUsers('hpc-huge', users('h', 4000).map((u) => ({ ...u, nasMountPoint: `${longPath}/${u.username}` })));
+  await createHpcCluster(admin, namespace, 'huge', { clusterId: 'hpc-huge', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: SECRET } });
+  const object = await waitForReady(admin, namespace, 'huge', 'ConfigMapTooLarge');
+  expect(readyOf(object)?.message).toMatch(/ConfigMap huge-users would hold \d+ bytes/);
+  expect(await configMaps('huge')).toEqual([undefined, undefined]);
+});
+
+test('suspend stops API calls and writes; resuming syncs again', async () => {
+  await syncedCluster('paused', 'hpc-paused', [user('pat', 60001)]);
+  const before = await configMaps('paused');
+  await patchHpcCluster(admin, namespace, 'paused', { spec: { suspend: true } });
+  const suspended = await waitForReady(admin, namespace, 'paused', 'Suspended', { generation: 2 });
+  expect(readyOf(suspended)?.status).toBe('True');
+  simulator.addUser('hpc-paused', user('quin', 60002));
+  const calls = simulator.stats().byAccessKey[DEV_ACCESS_KEY.id] ?? 0;
+  await requestSync('paused', 'Suspended');
+  expect(simulator.stats().byAccessKey[DEV_ACCESS_KEY.id] ?? 0).toBe(calls);
+  expect((await configMaps('paused')).map((cm) => cm?.data)).toEqual(before.map((cm) => cm?.data));
+
+  await patchHpcCluster(admin, namespace, 'paused', { spec: { suspend: false } });
+  const resumed = await waitForReady(admin, namespace, 'paused', 'Synced', { generation: 3 });
+  expect(resumed.status?.userCount).toBe(2);
+});
+
+test('an edited ConfigMap is restored and a deleted one recreated, without waiting for the periodic sync', async () => {
+  await syncedCluster('drift', 'hpc-drift', [user('dora', 70001)]);
+  const [usersCm, nssCm] = await configMaps('drift');
+  await core.replaceNamespacedConfigMap({
+    namespace,
+    name: 'drift-users',
+    body: { ...usersCm, data: { ...usersCm?.data, 'dora.uid': '0', 'intruder.uid': '0' } },
+  });
+  await waitFor(async () => {
+    const current = await readConfigMap(admin, namespace, 'drift-users');
+    return current?.data?.['dora.uid'] === '70001' && current.data['intruder.uid'] === undefined;
+  }, { description: 'the edited ConfigMap restored' });
+
+  await core.deleteNamespacedConfigMap({ namespace, name: 'drift-nss' });
+  await waitFor(async () => {
+    const current = await readConfigMap(admin, namespace, 'drift-nss');
+    return current !== undefined && JSON.stringify(current.data) === JSON.stringify(nssCm?.data);
+  }, { description: 'the deleted ConfigMap recreated' });
+});
+
+test('the CRD refuses plain http without allowInsecureHttp, saying what to fix', async () => {
+  await expect(
+    createHpcCluster(admin, namespace, 'insecure', { clusterId: 'hpc-x', zone: 'jinan1a', endpoint: 'http://127.0.0.1:1', credentialsSecretRef: { name: SECRET } }),
+  ).rejects.toThrow(/endpoint must use https:\/\/ unless allowInsecureHttp is true/);
+});
+
+test('a spec the CRD accepts but the operator cannot serve gets InvalidSpec and Stalled', async () => {
+  // Label values stop at 63 characters, and the ConfigMaps carry the name as a label.
+  const name = `a${'b'.repeat(69)}`;
+  await createHpcCluster(admin, namespace, name, { clusterId: 'hpc-long', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: SECRET } });
+  const object = await waitForReady(admin, namespace, name, 'InvalidSpec');
+  expect(readyOf(object)?.message).toContain('metadata.name must be at most 63 characters');
+  expect(object.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('True');
+  expect(await configMaps(name)).toEqual([undefined, undefined]);
+});

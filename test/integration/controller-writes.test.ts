@@ -1,0 +1,69 @@
+// Writes counted where they land, at the kube-apiserver: a resync with nothing changed makes
+// none, and a change makes exactly the writes it needs.
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
+import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
+import {
+  apiserverWrites,
+  createCredentialsSecret,
+  createHpcCluster,
+  installCrd,
+  operatorKubeConfig,
+  patchHpcCluster,
+  startOperator,
+  waitForReady,
+  type RunningOperator,
+} from '../support/operator.js';
+import { waitFor } from '../support/wait-for.js';
+
+let admin: KubeConfig;
+let namespace: string;
+let simulator: Simulator;
+let operator: RunningOperator;
+const RESOURCES = ['configmaps', 'hpcclusters', 'events'];
+
+beforeAll(async () => {
+  admin = testKubeConfig();
+  await installCrd(admin);
+  namespace = await createTestNamespace(admin, 'writes');
+  simulator = await startSimulator();
+  await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+  operator = await startOperator(await operatorKubeConfig(admin, namespace), namespace);
+  simulator.setUsers('hpc-writes', Array.from({ length: 250 }, (_, i) => ({ username: `w${i}`, uid: 10000 + i, gid: 10000 + i, role: 'member' })));
+  await createHpcCluster(admin, namespace, 'counted', { clusterId: 'hpc-writes', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'key' } });
+  await waitForReady(admin, namespace, 'counted', 'Synced');
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await simulator?.close();
+});
+
+async function reconciles(): Promise<number> {
+  const metric = await operator.metrics.registry.getSingleMetric('hpc_user_operator_reconcile_total')?.get();
+  return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+}
+
+/** Requests a sync and waits until the operator has reconciled it; returns the writes it caused. */
+async function writesOfRequestedSync(value: string): Promise<{ writes: number; providerRequests: number }> {
+  const writesBefore = await apiserverWrites(admin, RESOURCES);
+  const requestsBefore = simulator.stats().requests;
+  const reconcilesBefore = await reconciles();
+  await patchHpcCluster(admin, namespace, 'counted', { metadata: { annotations: { 'hpc.shanhe.com/sync-requested': value } } });
+  await waitFor(async () => (await reconciles()) > reconcilesBefore, { description: 'the requested reconcile' });
+  // The test's own annotation patch is one of the writes counted.
+  return { writes: (await apiserverWrites(admin, RESOURCES)) - writesBefore - 1, providerRequests: simulator.stats().requests - requestsBefore };
+}
+
+test('a resync with nothing changed upstream makes zero write requests', async () => {
+  const { writes, providerRequests } = await writesOfRequestedSync('unchanged');
+  expect(providerRequests).toBe(3);
+  expect(writes).toBe(0);
+});
+
+test('one user added upstream costs two ConfigMap writes, one status write and one event', async () => {
+  simulator.addUser('hpc-writes', { username: 'newcomer', uid: 19999, gid: 19999, role: 'member' });
+  const { writes } = await writesOfRequestedSync('changed');
+  expect(writes).toBe(4);
+});

@@ -1,0 +1,72 @@
+// The operator as a separate process, started the way a user starts it (`hpc-user-operator
+// run ...`), under the control plane's guard script so that it never outlives the test run.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait-for.js';
+
+const guardScript = fileURLToPath(new URL('../controlplane/guard.sh', import.meta.url));
+const mainScript = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  pid?: number;
+  [field: string]: unknown;
+}
+
+export interface OperatorProcess {
+  /** The operator's own pid, from its first log line. */
+  pid(): Promise<number>;
+  readonly logs: LogLine[];
+  /** Settles with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** Waits for a log line matching `predicate`. */
+  waitForLog(predicate: (line: LogLine) => boolean, description: string, timeoutMs?: number): Promise<LogLine>;
+  /** Sends `signal` to the operator process itself. */
+  signal(signal: NodeJS.Signals): Promise<void>;
+  /** SIGTERM if still running, and waits for the exit. */
+  stop(): Promise<void>;
+}
+
+export function spawnOperator(args: string[]): OperatorProcess {
+  const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, '--import', 'tsx', mainScript, 'run', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (text) => {
+    try {
+      logs.push(JSON.parse(text) as LogLine);
+    } catch {
+      logs.push({ msg: text });
+    }
+  });
+  createInterface({ input: child.stderr }).on('line', (text) => stderr.push(text));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let running = true;
+  void exited.then(() => (running = false));
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, description: string, timeoutMs = 60_000) =>
+    waitFor(
+      () => {
+        if (!running && !logs.some(predicate)) throw new Error(`operator exited; stderr: ${stderr.join('\n')}`);
+        return logs.find(predicate);
+      },
+      { timeoutMs, description },
+    );
+  const pid = async () => (await waitForLog((l) => typeof l.pid === 'number', 'the first log line')).pid as number;
+  return {
+    pid,
+    logs,
+    exited,
+    waitForLog,
+    async signal(signal) {
+      process.kill(await pid(), signal);
+    },
+    async stop() {
+      if (running && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+      await exited;
+    },
+  };
+}

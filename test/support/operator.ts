@@ -1,0 +1,215 @@
+// Runs the operator against the test control plane the way it runs in a cluster: the CRD
+// from crds/, the RBAC rules from deploy/ bound to a ServiceAccount, and the controller
+// acting as that ServiceAccount, watching one test namespace.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1ConfigMap,
+} from '@kubernetes/client-node';
+import fetch from 'node-fetch';
+import { pino } from 'pino';
+import { parse } from 'yaml';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
+import { Manager } from '../../src/controller/manager.js';
+import { OperatorMetrics } from '../../src/controller/metrics.js';
+import { rateLimitOf, RateLimiterRegistry } from '../../src/provider/rate-limiter.js';
+import { HpcUserSource } from '../../src/provider/user-source.js';
+import type { AccessKey } from '../../src/provider/simulator/server.js';
+import { kubectlPath } from '../controlplane/build.js';
+import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
+import { apiStatusCode } from './cluster.js';
+import { waitFor } from './wait-for.js';
+
+const execFileAsync = promisify(execFile);
+const CRD_FILE = fileURLToPath(new URL('../../crds/hpcclusters.hpc.shanhe.com.yaml', import.meta.url));
+const CRD_NAME = `${PLURAL}.${GROUP}`;
+
+const deployFile = (path: string): KubernetesObject =>
+  parse(readFileSync(new URL(`../../deploy/${path}`, import.meta.url), 'utf8')) as KubernetesObject;
+
+/** Creates an object, or leaves the existing one: tests in parallel install the same things. */
+async function ensure(kubeConfig: KubeConfig, object: KubernetesObject): Promise<void> {
+  try {
+    await KubernetesObjectApi.makeApiClient(kubeConfig).create(object);
+  } catch (error) {
+    if (apiStatusCode(error) !== 409) throw error;
+  }
+}
+
+/**
+ * Installs the committed CRD with the built kubectl, as users do, and waits until it is
+ * served. (client-node's typed create would drop `default` and `x-kubernetes-validations`,
+ * which its model spells differently.)
+ */
+export async function installCrd(admin: KubeConfig): Promise<void> {
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hpc-crd-')), 'kubeconfig');
+  try {
+    writeKubeConfigFile(admin, kubeconfig);
+    await execFileAsync(kubectlPath(), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', CRD_FILE]);
+  } finally {
+    rmSync(dirname(kubeconfig), { recursive: true, force: true });
+  }
+  const api = admin.makeApiClient(ApiextensionsV1Api);
+  await waitFor(
+    async () => {
+      const current = await api.readCustomResourceDefinition({ name: CRD_NAME });
+      return current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    },
+    { description: `CRD ${CRD_NAME} established` },
+  );
+}
+
+/**
+ * A ServiceAccount in `namespace` bound to the shipped ClusterRole (and the leader-election
+ * Role in that namespace), and a KubeConfig that acts as it.
+ */
+export async function operatorKubeConfig(admin: KubeConfig, namespace: string): Promise<KubeConfig> {
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  const clusterRole = deployFile('rbac/clusterrole.yaml');
+  const leaderRole = deployFile('rbac/leader-election-role.yaml');
+  await ensure(admin, clusterRole);
+  await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'hpc-user-operator' } } });
+  const subjects = [{ kind: 'ServiceAccount', name: 'hpc-user-operator', namespace }];
+  await rbac.createClusterRoleBinding({
+    body: { metadata: { name: `hpc-user-operator-${namespace}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata?.name ?? '' }, subjects },
+  });
+  await rbac.createNamespacedRole({ namespace, body: { ...leaderRole, metadata: { ...leaderRole.metadata, namespace } } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: { metadata: { name: 'hpc-user-operator-leader-election' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leaderRole.metadata?.name ?? '' }, subjects },
+  });
+  return serviceAccountKubeConfig(admin, namespace, 'hpc-user-operator');
+}
+
+export interface RunningOperator {
+  manager: Manager;
+  metrics: OperatorMetrics;
+  stop(): Promise<void>;
+}
+
+/** The controller in this process, watching `namespace` only, as `kubeConfig`'s identity. */
+export async function startOperator(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  options: { leaderElection?: boolean; identity?: string } = {},
+): Promise<RunningOperator> {
+  const metrics = new OperatorMetrics();
+  const manager = new Manager({
+    kubeConfig,
+    namespaces: [namespace],
+    concurrency: 4,
+    userSource: new HpcUserSource({
+      timeoutMs: 2_000,
+      retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
+      // The simulator's quota is the one under test; the client's own budget stays out of the way.
+      rateLimiters: new RateLimiterRegistry(rateLimitOf(1_000_000, 3_600_000)),
+    }),
+    metrics,
+    logger: pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' }),
+    identity: options.identity ?? `test-${namespace}`,
+    drainTimeoutMs: 5_000,
+    metricsAddr: '127.0.0.1:0',
+    healthAddr: '127.0.0.1:0',
+    ...(options.leaderElection === true ? { leaderElection: { namespace, name: 'hpc-user-operator' } } : {}),
+  });
+  await manager.start();
+  return { manager, metrics, stop: () => manager.stop() };
+}
+
+/** A Secret holding a simulator access key under the default key names. */
+export async function createCredentialsSecret(admin: KubeConfig, namespace: string, name: string, key: AccessKey): Promise<void> {
+  await admin.makeApiClient(CoreV1Api).createNamespacedSecret({
+    namespace,
+    body: { metadata: { name }, stringData: { access_key_id: key.id, secret_access_key: key.secret } },
+  });
+}
+
+export function hpcClusterManifest(namespace: string, name: string, spec: HpcClusterSpecInput): HpcClusterObject {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, spec };
+}
+
+export async function createHpcCluster(admin: KubeConfig, namespace: string, name: string, spec: HpcClusterSpecInput): Promise<HpcClusterObject> {
+  return (await admin.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    body: hpcClusterManifest(namespace, name, spec),
+  })) as HpcClusterObject;
+}
+
+export async function readHpcCluster(admin: KubeConfig, namespace: string, name: string): Promise<HpcClusterObject> {
+  return (await admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name })) as HpcClusterObject;
+}
+
+/** Merge-patches an HpcCluster (spec or metadata), as `kubectl patch --type merge` does. */
+export async function patchHpcCluster(admin: KubeConfig, namespace: string, name: string, patch: object): Promise<void> {
+  await admin
+    .makeApiClient(CustomObjectsApi)
+    .patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
+
+export const readyOf = (object: HpcClusterObject): Condition | undefined => object.status?.conditions?.find((c) => c.type === 'Ready');
+
+/** Waits until the Ready condition has `reason` (and, if given, was set for `generation`). */
+export async function waitForReady(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  reason: string,
+  { generation, timeoutMs = 30_000 }: { generation?: number; timeoutMs?: number } = {},
+): Promise<HpcClusterObject> {
+  return waitFor(
+    async () => {
+      const object = await readHpcCluster(admin, namespace, name);
+      const ready = readyOf(object);
+      const fresh = generation === undefined || ready?.observedGeneration === generation;
+      return ready?.reason === reason && fresh ? object : undefined;
+    },
+    { timeoutMs, description: `${namespace}/${name} Ready reason ${reason}` },
+  );
+}
+
+export async function readConfigMap(admin: KubeConfig, namespace: string, name: string): Promise<V1ConfigMap | undefined> {
+  try {
+    return await admin.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace, name });
+  } catch (error) {
+    if (apiStatusCode(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
+
+/**
+ * Write requests the kube-apiserver has served for `resources`, from its own /metrics
+ * (`apiserver_request_total` by verb and resource): counted where they land, not where
+ * the operator thinks it sent them.
+ */
+export async function apiserverWrites(admin: KubeConfig, resources: readonly string[]): Promise<number> {
+  const server = admin.getCurrentCluster()?.server ?? '';
+  const options = await admin.applyToFetchOptions({});
+  const response = await fetch(`${server}/metrics`, options);
+  if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
+  const text = await response.text();
+  let writes = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']));
+    if (WRITE_VERBS.has(labels.get('verb') ?? '') && resources.includes(labels.get('resource') ?? '')) writes += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return writes;
+}
