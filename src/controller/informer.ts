@@ -10,8 +10,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
-import { systemClock } from './clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '../runtime/backoff.js';
+import { systemClock } from '../runtime/clock.js';
 
 export interface InformerListResult<T> {
   items: T[];

@@ -4,7 +4,7 @@
 // resourceVersion that was read, so two replicas never both believe they took it.
 import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { systemClock, type ControllerClock } from './clock.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 
 export type LeaderElectorOptions = ({ kubeConfig: KubeConfig } | { coordinationApi: CoordinationV1Api }) & {
   namespace: string;
@@ -22,7 +22,7 @@ export type LeaderElectorOptions = ({ kubeConfig: KubeConfig } | { coordinationA
   renewDeadlineMs?: number;
   /** Time between attempts to acquire or renew. Default 2 s. */
   retryPeriodMs?: number;
-  clock?: ControllerClock;
+  clock?: Clock;
   random?: () => number;
   logger?: Logger;
 };
@@ -51,7 +51,7 @@ export class LeaderElector {
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
-  private readonly clock: ControllerClock;
+  private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger;
 

@@ -1,8 +1,8 @@
 // A work queue in the manner of controller-runtime's: keys, not objects, are queued; a key
 // runs at most once at a time; failures back off per key; shutdown drains with a deadline.
 import { pino, type Logger } from 'pino';
-import { backoffDelayMs } from './backoff.js';
-import { systemClock, type ControllerClock } from './clock.js';
+import { backoffDelayMs } from '../runtime/backoff.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 
 /** What a successful reconcile asks for: optionally, to run again after a delay. */
 export interface ReconcileResult {
@@ -51,7 +51,7 @@ export interface WorkQueueOptions {
   /** Ceiling of the back-off. Default 5 min. */
   maxBackoffMs?: number;
   random?: () => number;
-  clock?: ControllerClock;
+  clock?: Clock;
   /** Called whenever the number of keys waiting to run now changes (the queue depth metric). */
   onDepthChange?: (depth: number) => void;
   /** Called after every reconcile (the reconcile metrics). */
@@ -63,7 +63,7 @@ export class WorkQueue {
   private readonly concurrency: number;
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly random: () => number;
-  private readonly clock: ControllerClock;
+  private readonly clock: Clock;
   private readonly onDepthChange: ((depth: number) => void) | undefined;
   private readonly onReconciled: ((report: ReconcileReport) => void) | undefined;
   private readonly logger: Logger;

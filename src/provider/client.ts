@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import fetch from 'node-fetch';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
 import { duplicateRowProblem, laterPageOffsets, pageProblem } from './pagination.js';
 import { sharedRateLimiters, type TokenBucket } from './rate-limiter.js';

@@ -1,4 +1,4 @@
-import { sleep, systemClock, type Clock } from './clock.js';
+import { sleep, systemClock, type Clock } from '../runtime/clock.js';
 
 /**
  * Client-side call budget per access key. The provider documents 2,000 calls per 3,600 s

@@ -1,8 +1,9 @@
-import { sleep, systemClock, type Clock } from './clock.js';
+import { backoffDelayMs } from '../runtime/backoff.js';
+import { sleep, systemClock, type Clock } from '../runtime/clock.js';
 import { ProviderError } from './errors.js';
 
 /**
- * Retries inside one API call: bounded, exponential, full jitter, and only for errors of
+ * Retries inside one API call: bounded, exponential with jitter, and only for errors of
  * kind `retryable`. Permanent errors surface at once. Quota errors also surface at once:
  * the provider's window is an hour long, so the long back-off belongs to the caller (the
  * controller requeues after `QUOTA_BACKOFF_MS`) rather than to a request holding a worker.
@@ -10,7 +11,7 @@ import { ProviderError } from './errors.js';
 export interface RetryPolicy {
   /** Attempts in all, the first included; 1 means no retry. */
   maxAttempts: number;
-  /** Ceiling of the first back-off; doubles per retry up to `maxDelayMs`. */
+  /** The first back-off; doubles per retry up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
 }
@@ -19,12 +20,6 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 
 
 /** How long a caller should wait after a quota error before calling again with that key. */
 export const QUOTA_BACKOFF_MS = 15 * 60_000;
-
-/** Full jitter: uniform in [0, min(max, base * 2^(retry-1))); `retry` counts from 1. */
-export function backoffDelayMs(retry: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (retry - 1));
-  return Math.floor(random() * ceiling);
-}
 
 export interface RetryContext {
   clock?: Clock;
@@ -47,7 +42,7 @@ export async function withRetry<T>(
         if (attemptNumber === 1) throw err;
         throw new ProviderError(err.kind, `${err.message} (gave up after ${attemptNumber} attempts)`, err.details);
       }
-      await sleep(clock, backoffDelayMs(attemptNumber, policy, random), signal);
+      await sleep(clock, backoffDelayMs(attemptNumber, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, random), signal);
     }
   }
 }

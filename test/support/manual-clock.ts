@@ -1,6 +1,6 @@
-// A ControllerClock whose time moves only when a test says so: back-off and requeue delays
+// A Clock whose time moves only when a test says so: back-off and requeue delays
 // are checked by the due times of the timers, never by waiting for them.
-import type { ControllerClock } from '../../src/controller/clock.js';
+import type { Clock } from '../../src/runtime/clock.js';
 
 interface Timer {
   dueAt: number;
@@ -8,7 +8,7 @@ interface Timer {
   callback: () => void;
 }
 
-export class ManualClock implements ControllerClock {
+export class ManualClock implements Clock {
   private time: number;
   private readonly timers = new Set<Timer>();
   private scheduledCount = 0;

@@ -1,6 +1,6 @@
 // Signed requests to a simulator, made with the project's signer and nothing else, so the
 // simulator's tests do not depend on the provider client.
-import type { Clock } from '../../src/provider/clock.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from '../../src/provider/signature.js';
 import { DEV_ACCESS_KEY, type AccessKey, type Simulator } from '../../src/provider/simulator/server.js';
 import { API_VERSION, formatTimestamp, LIST_USERS_PATH } from '../../src/provider/wire.js';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { validateUsers } from '../../src/domain/validate.js';
 import { HpcApiClient, type HpcApiClientOptions, type ListUsersQuery, type RequestOutcome } from '../../src/provider/client.js';
-import type { Clock } from '../../src/provider/clock.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { ProviderError } from '../../src/provider/errors.js';
 import { RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../src/provider/simulator/server.js';

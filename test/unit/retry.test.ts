@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import type { Clock } from '../../src/provider/clock.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { ProviderError } from '../../src/provider/errors.js';
-import { backoffDelayMs, withRetry, type RetryPolicy } from '../../src/provider/retry.js';
+import { withRetry, type RetryPolicy } from '../../src/provider/retry.js';
 
 const POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 300 };
 
@@ -32,22 +32,14 @@ function failing(errors: Error[]): { attempts: number; run: () => Promise<string
 
 const retryable = () => new ProviderError('retryable', 'server busy', { retCode: 5100 });
 
-describe('backoffDelayMs', () => {
-  it('doubles its ceiling per retry up to the maximum (full jitter below it)', () => {
-    const top = () => 0.999999;
-    expect([1, 2, 3, 4].map((retry) => backoffDelayMs(retry, POLICY, top))).toEqual([99, 199, 299, 299]);
-    expect(backoffDelayMs(3, POLICY, () => 0)).toBe(0);
-    expect(backoffDelayMs(2, POLICY, () => 0.5)).toBe(100);
-  });
-});
-
 describe('withRetry', () => {
   it('retries retryable errors until one attempt succeeds', async () => {
     const clock = instantClock();
     const call = failing([retryable(), retryable()]);
     await expect(withRetry(call.run, POLICY, { clock, random: () => 0.5 })).resolves.toBe('ok');
     expect(call.attempts).toBe(3);
-    expect(clock.delays).toEqual([50, 100]);
+    // random 0.5 sits in the middle of the ±20% jitter: the bare exponential steps.
+    expect(clock.delays).toEqual([100, 200]);
   });
 
   it('gives up after maxAttempts and says so', async () => {

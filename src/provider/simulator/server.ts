@@ -1,6 +1,6 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock } from '../../runtime/clock.js';
 import { RetCode } from '../errors.js';
 import { LIST_USERS_PATH, type WireUser } from '../wire.js';
 import { ADMIN_PREFIX, handleAdmin } from './admin.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { backoffDelayMs } from '../../../src/controller/backoff.js';
+import { backoffDelayMs } from '../../../src/runtime/backoff.js';
 import {
   RequeueAfterError,
   WorkQueue,

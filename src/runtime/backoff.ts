@@ -1,6 +1,6 @@
 /**
- * Exponential back-off with ±20% jitter, shared by the work queue (per key) and the
- * informer (per restart): `min(maxMs, baseMs * 2^(failures-1)) * uniform[0.8, 1.2)`.
+ * Exponential back-off with ±20% jitter, shared by the work queue (per key), the informer
+ * (per restart) and the provider client (per attempt): `min(maxMs, baseMs * 2^(failures-1)) * uniform[0.8, 1.2)`.
  * Not full jitter: a retry never comes sooner than 80% of the exponential step, so a failing
  * resource cannot spend the provider's quota faster than the step allows; the spread still
  * keeps many keys that failed together from retrying together.

@@ -1,7 +1,4 @@
-/**
- * Time as the provider client sees it; tests pass a manual one. The same shape as the
- * controller's clock, so one manual clock drives both in tests.
- */
+/** Time and timers as the operator sees them; tests pass a manual clock. */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
