@@ -159,19 +159,19 @@ test('users added, removed and changed upstream arrive on a requested sync, with
   expect(events.map((e) => e.message)).toContain('Users changed: 1 added (dan), 1 removed (ben), 1 changed (cat)');
 });
 
-const faults: [string, FaultPatch, string][] = [
-  ['a ret_code 5000 on every call', { error: { rate: 1, retCode: 5000 } }, 'ListUsersFailed'],
-  ['HTTP 503 with an HTML body', { http5xx: { rate: 1, status: 503 } }, 'ListUsersFailed'],
-  ['no answer (timeout)', { hang: { rate: 1 } }, 'ListUsersFailed'],
-  ['truncated JSON', { truncateJson: { rate: 1 } }, 'ListUsersFailed'],
-  ['a total_count that lies', { totalCountDelta: 7 }, 'ListUsersFailed'],
-  ['duplicate rows', { duplicateRows: 2 }, 'ListUsersFailed'],
-  ['users changing between pages', { mutateBetweenPages: true }, 'ListUsersFailed'],
-  ['the quota spent (ret_code 2500)', { error: { rate: 1, retCode: 2500 } }, 'QuotaExceeded'],
+const faults: [string, string, FaultPatch][] = [
+  ['a ret_code 5000 on every call', 'ListUsersFailed', { error: { rate: 1, retCode: 5000 } }],
+  ['HTTP 503 with an HTML body', 'ListUsersFailed', { http5xx: { rate: 1, status: 503 } }],
+  ['no answer (timeout)', 'ListUsersFailed', { hang: { rate: 1 } }],
+  ['truncated JSON', 'ListUsersFailed', { truncateJson: { rate: 1 } }],
+  ['a total_count that lies', 'ListUsersFailed', { totalCountDelta: 7 }],
+  ['duplicate rows', 'ListUsersFailed', { duplicateRows: 2 }],
+  ['users changing between pages', 'ListUsersFailed', { mutateBetweenPages: true }],
+  ['the quota spent (ret_code 2500)', 'QuotaExceeded', { error: { rate: 1, retCode: 2500 } }],
 ];
 
 describe('a failing provider leaves the ConfigMaps byte-identical', () => {
-  test.each(faults)('%s → Ready False, %s', async (_name, fault, reason) => {
+  test.each(faults)('%s → Ready False, %s', async (_name, reason, fault) => {
     const name = `fault-${String(faults.findIndex(([n]) => n === _name))}`;
     const clusterId = `hpc-${name}`;
     // Three pages, so the pagination faults have pages to disagree across.
@@ -320,4 +320,22 @@ test('a spec the CRD accepts but the operator cannot serve gets InvalidSpec and 
   expect(readyOf(object)?.message).toContain('metadata.name must be at most 63 characters');
   expect(object.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('True');
   expect(await configMaps(name)).toEqual([undefined, undefined]);
+});
+
+test('metrics, /healthz and /readyz describe the running operator', async () => {
+  const { metrics, health } = operator.manager.addresses();
+  const get = async (address: string | undefined, path: string) => {
+    const response = await fetch(`http://${address ?? ''}${path}`);
+    return { status: response.status, text: await response.text() };
+  };
+  expect((await get(health, '/healthz')).status).toBe(200);
+  expect((await get(health, '/readyz')).status).toBe(200);
+  const text = (await get(metrics, '/metrics')).text;
+  expect(text).toContain(`hpc_user_operator_cluster_users{namespace="${namespace}",name="chem-lab"} 2`);
+  expect(text).toMatch(/hpc_user_operator_provider_requests_total\{ret_code="0"\} [1-9]/);
+  expect(text).toMatch(/hpc_user_operator_provider_requests_total\{ret_code="1200"\} [1-9]/);
+  expect(text).toMatch(/hpc_user_operator_reconcile_total\{result="success"\} [1-9]/);
+  expect(text).toMatch(/hpc_user_operator_sync_pages_count [1-9]/);
+  expect(text).toContain('hpc_user_operator_leader 1');
+  expect(text).toMatch(new RegExp(`hpc_user_operator_last_successful_sync_timestamp_seconds\\{namespace="${namespace}",name="chem-lab"\\} 1\\d{9}`));
 });

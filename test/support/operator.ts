@@ -116,6 +116,7 @@ export async function startOperator(
       retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
       // The simulator's quota is the one under test; the client's own budget stays out of the way.
       rateLimiters: new RateLimiterRegistry(rateLimitOf(1_000_000, 3_600_000)),
+      onRequest: (outcome) => metrics.countProviderRequest(outcome),
     }),
     metrics,
     logger: pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' }),
