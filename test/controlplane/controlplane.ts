@@ -45,6 +45,8 @@ export interface ControlPlane {
   /** Starts the kube-apiserver again on the same port and waits for /readyz. */
   startApiServer(): Promise<void>;
   restartApiServer(): Promise<void>;
+  /** Pids of the guards running kube-apiserver and etcd; a guard exits only after its process. */
+  guardPids(): { 'kube-apiserver': number | undefined; etcd: number | undefined };
   /** Stops both processes (and removes the directory if it was a temporary one). */
   stop(): Promise<void>;
 }
@@ -359,6 +361,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
       await stopApiServer();
       await startApiServer();
     },
+    guardPids: () => ({ 'kube-apiserver': apiServerProcess.pid, etcd: etcd.process.pid }),
     async stop() {
       await apiServerProcess.stop();
       await etcd.process.stop();

@@ -1,0 +1,279 @@
+// npm run dev: the operator in the foreground, on a local control plane, against the provider
+// simulator with a sample lab. Builds the control plane binaries if they are not cached,
+// starts etcd and kube-apiserver, installs the CRD, starts the simulator with
+// dev/sample-users.yaml, creates a sample HpcCluster, runs the operator with readable logs and
+// prints what to type next. SIGINT or SIGTERM stops every process it started and exits 0.
+//
+// State goes to $HPC_DEV_DIR (default .local/ in the project): controlplane/ (data, logs),
+// kubeconfig, bin/kubectl (the built kubectl) and dev.json (pids, while it runs).
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { prettyFactory } from 'pino-pretty';
+import { DEV_ACCESS_KEY } from '../src/provider/simulator/server.js';
+import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from '../test/controlplane/build.js';
+import { loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../test/controlplane/controlplane.js';
+import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../test/support/operator.js';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const guardScript = join(projectRoot, 'test', 'controlplane', 'guard.sh');
+const cliMain = join(projectRoot, 'src', 'cli', 'main.ts');
+const sampleUsersFile = join(projectRoot, 'dev', 'sample-users.yaml');
+
+const devDir = resolve(process.env.HPC_DEV_DIR || join(projectRoot, '.local'));
+const paths = {
+  controlPlane: join(devDir, 'controlplane'),
+  kubeconfig: join(devDir, 'kubeconfig'),
+  kubectlLink: join(devDir, 'bin', 'kubectl'),
+  state: join(devDir, 'dev.json'),
+};
+
+const sample = {
+  namespace: 'research',
+  secret: 'shanhe-api-key',
+  name: 'chem-lab',
+  clusterId: 'hpc-qig9xu97',
+  zone: 'jinan1a',
+  syncInterval: '30s',
+};
+/** The user the printed curl command adds: one more student in Prof. Wang's group. */
+const newUser = { username: 'lihua', uid: 2022, gid: 2000, role: 'member', nasMountPoint: '/public/shanhe/lihua' };
+const readyTimeoutMs = 60_000;
+
+/** dev.json: written once everything runs, removed on exit; tests check the pids are gone after. */
+export interface DevState {
+  pid: number;
+  /** Each process's guard (test/controlplane/guard.sh): a guard exits only after its process. */
+  guardPids: Record<'kube-apiserver' | 'etcd' | 'simulator' | 'operator', number | undefined>;
+}
+
+interface DevProcess {
+  readonly name: string;
+  readonly guardPid: number | undefined;
+  readonly stdout: Readable;
+  /** Settles once the process has exited and its output is read: the exit code (128+n for signal n). */
+  readonly closed: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the CLI (`hpc-user-operator ARGS`) as a user would, under the control plane's guard,
+ * which stops it if this process dies without cleaning up. Its stderr goes to ours.
+ */
+function startCli(name: string, args: string[]): DevProcess {
+  const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, '--import', 'tsx', cliMain, ...args], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return {
+    name,
+    guardPid: child.pid,
+    stdout: child.stdout,
+    closed,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await closed;
+    },
+  };
+}
+
+/** Resolves with the first SIGINT or SIGTERM. */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    // `on`, not `once`, for good: the control plane module re-raises a signal that has no
+    // other listener, which would end this process before it has stopped its children.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => resolve(signal));
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid of a dev session that still runs with this directory, if any. */
+function runningSession(): number | undefined {
+  try {
+    const { pid } = JSON.parse(readFileSync(paths.state, 'utf8')) as DevState;
+    return isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function ensureBinaries(): Promise<void> {
+  if (binariesBuilt()) return;
+  const { kubernetes, etcd } = controlPlaneVersions();
+  console.log(`control plane binaries not cached: building kube-apiserver and kubectl ${kubernetes} and etcd ${etcd}`);
+  console.log('(a cold build of several minutes; later runs reuse them)');
+  const started = Date.now();
+  await buildControlPlane();
+  console.log(`built in ${String(Math.round((Date.now() - started) / 1000))} s into ${binariesDir()}`);
+}
+
+async function startSimulatorProcess(): Promise<{ simulator: DevProcess; url: string; userCount: number }> {
+  const simulator = startCli('simulator', ['simulator', '--users', sampleUsersFile]);
+  // Its first stdout line, once it listens: {"url":..., "clusters":[{"id","zone","userCount"}]}.
+  const firstLine = await new Promise<string | undefined>((resolve) => {
+    const lines = createInterface({ input: simulator.stdout });
+    lines.once('line', resolve);
+    lines.once('close', () => resolve(undefined));
+  });
+  if (firstLine === undefined) {
+    await simulator.stop();
+    throw new Error('the simulator exited before it listened');
+  }
+  const ready = JSON.parse(firstLine) as { url: string; clusters: { userCount: number }[] };
+  return { simulator, url: ready.url, userCount: ready.clusters.reduce((sum, cluster) => sum + cluster.userCount, 0) };
+}
+
+interface OperatorAddresses {
+  metrics?: string;
+  health?: string;
+}
+
+/** The operator, its JSON log lines printed through pino-pretty; resolves `started` with its addresses. */
+function startOperatorProcess(): { operator: DevProcess; started: Promise<OperatorAddresses> } {
+  const operator = startCli('operator', [
+    'run',
+    '--kubeconfig', paths.kubeconfig,
+    '--metrics-addr', '127.0.0.1:0',
+    '--health-addr', '127.0.0.1:0',
+    '--drain-timeout', '5s',
+  ]);
+  const pretty = prettyFactory({ translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,component' });
+  const started = new Promise<OperatorAddresses>((resolve) => {
+    createInterface({ input: operator.stdout }).on('line', (line) => {
+      let entry: { msg?: unknown } & OperatorAddresses;
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        process.stdout.write(`${line}\n`);
+        return;
+      }
+      if (entry.msg === 'started') resolve(entry);
+      process.stdout.write(pretty(entry));
+    });
+  });
+  return { operator, started };
+}
+
+async function createSample(admin: KubeConfig, simulatorUrl: string): Promise<void> {
+  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: sample.namespace } } });
+  await createCredentialsSecret(admin, sample.namespace, sample.secret, DEV_ACCESS_KEY);
+  await createHpcCluster(admin, sample.namespace, sample.name, {
+    clusterId: sample.clusterId,
+    zone: sample.zone,
+    endpoint: simulatorUrl,
+    allowInsecureHttp: true,
+    credentialsSecretRef: { name: sample.secret },
+    syncInterval: sample.syncInterval,
+  });
+}
+
+function instructions(simulatorUrl: string, addresses: OperatorAddresses): string {
+  const { namespace, name, clusterId } = sample;
+  const quotedUser = `'${JSON.stringify(newUser)}'`;
+  return `
+Try it, in another terminal:
+  export PATH="${dirname(paths.kubectlLink)}:$PATH" KUBECONFIG="${paths.kubeconfig}"
+  kubectl get hpcc -A
+  kubectl -n ${namespace} get hpcc ${name} -o yaml
+  kubectl -n ${namespace} get cm ${name}-users -o yaml
+  kubectl -n ${namespace} get cm ${name}-nss -o jsonpath='{.data.passwd}'
+  kubectl -n ${namespace} get cm ${name}-nss -o jsonpath='{.data.group}'
+
+Add a user to the simulator, then watch it arrive (within ${sample.syncInterval}) or ask for a sync now:
+  curl -X POST ${simulatorUrl}/_admin/clusters/${clusterId}/users -d ${quotedUser}
+  kubectl -n ${namespace} get hpcc -w
+  kubectl -n ${namespace} annotate hpcc ${name} hpc.shanhe.com/sync-requested="$(date +%s)" --overwrite
+
+Operator metrics: http://${addresses.metrics ?? '(off)'}/metrics; simulator admin: ${simulatorUrl}/_admin/stats
+Ctrl-C stops everything.
+`;
+}
+
+async function main(): Promise<number> {
+  const startedAt = Date.now();
+  const previous = runningSession();
+  if (previous !== undefined) {
+    console.error(`npm run dev is already running with ${devDir} (pid ${String(previous)}); stop it first`);
+    return 1;
+  }
+  await ensureBinaries();
+
+  const stopRequested = stopSignal();
+  let signal: NodeJS.Signals | undefined;
+  void stopRequested.then((received) => {
+    signal = received;
+    console.log(`\n${received}: stopping the operator, the simulator and the control plane`);
+  });
+  const processes: DevProcess[] = [];
+  let controlPlane: ControlPlane | undefined;
+  /** `step`, unless a stop signal comes first or a started process exits: then it rejects. */
+  const unlessStopped = <T>(step: Promise<T>): Promise<T> =>
+    Promise.race([
+      step,
+      stopRequested.then((received) => Promise.reject(new Error(received))),
+      ...processes.map((p) => p.closed.then((code) => Promise.reject(new Error(`the ${p.name} exited (code ${String(code)})`)))),
+    ]);
+
+  try {
+    mkdirSync(dirname(paths.kubectlLink), { recursive: true });
+    if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that npm run cluster:up left running');
+    controlPlane = await startControlPlane({ dir: paths.controlPlane });
+    copyFileSync(controlPlane.kubeconfigPath, paths.kubeconfig);
+    rmSync(paths.kubectlLink, { force: true });
+    symlinkSync(kubectlPath(), paths.kubectlLink);
+    console.log(`control plane ready at ${controlPlane.server} (logs: ${paths.controlPlane}/*.log)`);
+
+    const admin = loadKubeConfig(paths.kubeconfig);
+    await installCrd(admin);
+    const { simulator, url, userCount } = await startSimulatorProcess();
+    processes.push(simulator);
+    console.log(`simulator at ${url}: ${String(userCount)} users from ${relative(process.cwd(), sampleUsersFile)}`);
+    await createSample(admin, url);
+    console.log(`created namespace ${sample.namespace}, Secret ${sample.secret} and HpcCluster ${sample.name}; starting the operator:\n`);
+    const { operator, started } = startOperatorProcess();
+    processes.unshift(operator); // stopped first
+    const state: DevState = {
+      pid: process.pid,
+      guardPids: { ...controlPlane.guardPids(), simulator: simulator.guardPid, operator: operator.guardPid },
+    };
+    writeFileSync(paths.state, `${JSON.stringify(state, null, 2)}\n`);
+
+    const addresses = await unlessStopped(started);
+    try {
+      const cluster = await unlessStopped(waitForReady(admin, sample.namespace, sample.name, 'Synced', { timeoutMs: readyTimeoutMs }));
+      const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+      const status = cluster.status;
+      console.log(`\n${sample.name} is Ready: ${String(status?.userCount)} users synced, ${String(status?.skippedUserCount)} skipped (${seconds} s after start)`);
+    } catch (error) {
+      if (signal !== undefined) throw error;
+      console.log(`\n${sample.name} is not Ready after ${String(readyTimeoutMs / 1000)} s (${(error as Error).message}); the operator's log says why`);
+    }
+    console.log(instructions(url, addresses));
+    // Runs until a stop signal (exit 0) or until a process exits by itself (exit 1).
+    return await unlessStopped(new Promise<never>(() => {}));
+  } catch (error) {
+    if (signal !== undefined) return 0; // the step that failed was cut short by the stop
+    console.error(`npm run dev: ${(error as Error).message}; stopping`);
+    return 1;
+  } finally {
+    for (const started of processes) await started.stop();
+    await controlPlane?.stop();
+    rmSync(paths.state, { force: true });
+    if (signal !== undefined) console.log('stopped');
+  }
+}
+
+process.exitCode = await main();
