@@ -1,9 +1,10 @@
-// Builds kube-apiserver, kubectl and etcd from the Go module in ./go and caches the binaries
-// outside the work tree, keyed by the pinned versions, so only the first run pays for the build.
+// Builds kube-apiserver, kubectl and etcd from the Go module in ./go, and helm for the chart
+// tests, and caches the binaries outside the work tree, keyed by the pinned versions, so only
+// the first run pays for the build.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -105,17 +106,82 @@ export async function buildControlPlane(): Promise<string> {
   return target;
 }
 
-function runGo(args: string[]): Promise<void> {
+/**
+ * Helm's release, installed with `go install` from its own module: its go.mod has no replace
+ * directives, so its go.sum pins every dependency and the version is the whole cache key.
+ */
+export const HELM_VERSION = 'v3.22.0';
+const helmModule = 'helm.sh/helm/v3';
+
+export function helmPath(): string {
+  return join(cacheRoot(), `helm-${HELM_VERSION}`, 'helm');
+}
+
+export function helmBuilt(): boolean {
+  return existsSync(helmPath());
+}
+
+/**
+ * What helm's Makefile stamps into a release: its version, and the Kubernetes version of its
+ * client-go, which `helm template` and `helm lint` assume when no cluster is asked.
+ */
+async function helmLdflags(): Promise<string> {
+  const downloaded = await runGo(['mod', 'download', '-json', `${helmModule}@${HELM_VERSION}`], { cwd: tmpdir(), captureStdout: true });
+  const download = JSON.parse(downloaded) as { GoMod: string };
+  const clientGo = /^\s*k8s\.io\/client-go v0\.(\d+)\./m.exec(readFileSync(download.GoMod, 'utf8'));
+  if (!clientGo?.[1]) throw new Error(`helm ${HELM_VERSION}'s go.mod does not require k8s.io/client-go v0.N`);
+  const stamps = {
+    'internal/version.version': HELM_VERSION,
+    'internal/version.gitTreeState': 'clean',
+    'pkg/lint/rules.k8sVersionMajor': '1',
+    'pkg/lint/rules.k8sVersionMinor': clientGo[1],
+    'pkg/chartutil.k8sVersionMajor': '1',
+    'pkg/chartutil.k8sVersionMinor': clientGo[1],
+  };
+  return ['-s', '-w', ...Object.entries(stamps).map(([name, value]) => `-X ${helmModule}/${name}=${value}`)].join(' ');
+}
+
+/** Builds helm unless the cache holds it; staged and renamed into place like the control plane. */
+export async function buildHelm(): Promise<string> {
+  const target = dirname(helmPath());
+  if (helmBuilt()) return helmPath();
+  mkdirSync(cacheRoot(), { recursive: true });
+  const staging = mkdtempSync(`${target}.building-`);
+  try {
+    const ldflags = await helmLdflags();
+    // `go install module@version` builds with that module's go.mod, whatever the working directory.
+    await runGo(['install', '-trimpath', `-ldflags=${ldflags}`, `${helmModule}/cmd/helm@${HELM_VERSION}`], { cwd: tmpdir(), env: { GOBIN: staging } });
+    chmodSync(staging, 0o755);
+    rmSync(target, { recursive: true, force: true });
+    renameSync(staging, target);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return helmPath();
+}
+
+interface GoRun {
+  /** Default: the control plane's module. */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Return stdout instead of passing it through. */
+  captureStdout?: boolean;
+}
+
+/** Runs go; its stderr (and stdout unless captured) goes to this process's. */
+function runGo(args: string[], { cwd = goModuleDir, env = {}, captureStdout = false }: GoRun = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const go = spawn('go', args, {
-      cwd: goModuleDir,
+      cwd,
       // Static binaries, and no toolchain download: the installed Go must satisfy go.mod.
-      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', ...env },
+      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
     });
+    const stdout: Buffer[] = [];
+    go.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
     go.on('error', (error) => reject(new Error(`cannot run go (is it on PATH?): ${error.message}`)));
     go.on('exit', (code, signal) => {
-      if (code === 0) resolve();
+      if (code === 0) resolve(Buffer.concat(stdout).toString('utf8'));
       else reject(new Error(`go ${args.join(' ')} failed with ${signal ?? `exit code ${String(code)}`}`));
     });
   });

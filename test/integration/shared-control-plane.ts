@@ -1,7 +1,7 @@
 // The one control plane the integration tests share, started by Jest's global setup and
 // stopped by its global teardown. Both run in Jest's main process but load this module
 // separately, so the running control plane is kept on globalThis between them.
-import { binariesBuilt, buildControlPlane } from '../controlplane/build.js';
+import { binariesBuilt, buildControlPlane, buildHelm, HELM_VERSION, helmBuilt } from '../controlplane/build.js';
 import { startControlPlane, type ControlPlane } from '../controlplane/controlplane.js';
 
 const key = Symbol.for('hpc-user-operator.test.sharedControlPlane');
@@ -11,6 +11,10 @@ export async function startSharedControlPlane(): Promise<void> {
   if (!binariesBuilt()) {
     console.log('\ncontrol plane binaries not cached: cold build of kube-apiserver, kubectl and etcd (several minutes)');
     await buildControlPlane();
+  }
+  if (!helmBuilt()) {
+    console.log(`\nhelm not cached: cold build of helm ${HELM_VERSION} for the chart tests (a few minutes)`);
+    await buildHelm();
   }
   const controlPlane = await startControlPlane();
   holder[key] = controlPlane;
