@@ -1,6 +1,7 @@
 // The operator as a separate process, started the way a user starts it (`hpc-user-operator
 // run ...`), under the control plane's guard script so that it never outlives the test run.
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait-for.js';
@@ -16,7 +17,7 @@ export interface LogLine {
 }
 
 export interface OperatorProcess {
-  /** The operator's own pid, from its first log line. */
+  /** The operator's own pid (not the guard's); found in /proc, so at any log level. */
   pid(): Promise<number>;
   readonly logs: LogLine[];
   /** Settles with the exit code (null when killed by a signal). */
@@ -27,6 +28,20 @@ export interface OperatorProcess {
   signal(signal: NodeJS.Signals): Promise<void>;
   /** SIGTERM if still running, and waits for the exit. */
   stop(): Promise<void>;
+}
+
+/** The pid of `guard`'s child running the operator (its other children are `sleep`s). */
+function operatorPidUnder(guard: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const parent = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
+      if (parent === String(guard) && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(mainScript)) return Number(entry);
+    } catch {
+      // The process ended while being looked at.
+    }
+  }
+  return undefined;
 }
 
 export function spawnOperator(args: string[]): OperatorProcess {
@@ -55,7 +70,14 @@ export function spawnOperator(args: string[]): OperatorProcess {
       },
       { timeoutMs, description },
     );
-  const pid = async () => (await waitForLog((l) => typeof l.pid === 'number', 'the first log line')).pid as number;
+  const pid = () =>
+    waitFor(
+      () => {
+        if (!running) throw new Error(`operator exited; stderr: ${stderr.join('\n')}`);
+        return child.pid === undefined ? undefined : operatorPidUnder(child.pid);
+      },
+      { intervalMs: 20, description: 'the operator process' },
+    );
   return {
     pid,
     logs,
