@@ -82,7 +82,7 @@ function signalOwnedGuards(): void {
 }
 
 /** A free TCP port on 127.0.0.1. Another process may take it before it is used; starts retry. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

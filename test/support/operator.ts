@@ -193,6 +193,22 @@ export async function readConfigMap(admin: KubeConfig, namespace: string, name: 
   }
 }
 
+export interface MetricSample {
+  labels: Map<string, string>;
+  value: number;
+}
+
+/** The samples of metric `name` in a Prometheus text exposition. */
+export function metricSamples(exposition: string, name: string): MetricSample[] {
+  const samples: MetricSample[] = [];
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']));
+    samples.push({ labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) });
+  }
+  return samples;
+}
+
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
 
 /**
@@ -205,12 +221,7 @@ export async function apiserverWrites(admin: KubeConfig, resources: readonly str
   const options = await admin.applyToFetchOptions({});
   const response = await fetch(`${server}/metrics`, options);
   if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
-  const text = await response.text();
-  let writes = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = new Map([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m): [string, string] => [m[1] ?? '', m[2] ?? '']));
-    if (WRITE_VERBS.has(labels.get('verb') ?? '') && resources.includes(labels.get('resource') ?? '')) writes += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return writes;
+  return metricSamples(await response.text(), 'apiserver_request_total')
+    .filter(({ labels }) => WRITE_VERBS.has(labels.get('verb') ?? '') && resources.includes(labels.get('resource') ?? ''))
+    .reduce((writes, sample) => writes + sample.value, 0);
 }
