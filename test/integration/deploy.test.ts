@@ -1,0 +1,212 @@
+// The two ways to install the operator, rendered by the real tools (kubectl's kustomize, helm)
+// and admitted by the real API server with a server-side dry run: what they install, that they
+// agree, and that their CRD and RBAC rules are the ones in crds/ and deploy/rbac/.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { helm, kubectl, serverSideDryRun } from '../support/tools.js';
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+interface Container {
+  image: string;
+  args: string[];
+  env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  resources: unknown;
+  securityContext: unknown;
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  ports: { name: string; containerPort: number }[];
+}
+
+interface Deployment extends Manifest {
+  spec: { replicas: number; template: { spec: { securityContext: unknown; containers: Container[] } } };
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const chartDir = join(root, 'deploy/helm/hpc-user-operator');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+const IMAGE = `ghcr.io/hpc-user-operator/hpc-user-operator:${version}`;
+const INSTALL_NAMESPACE = 'hpc-user-operator-system';
+// The release name that makes the chart's object names those of the kustomize install.
+const RELEASE = 'hpc-user-operator';
+
+const readYaml = (path: string): Manifest => parse(readFileSync(join(root, path), 'utf8')) as Manifest;
+const manifestsOf = (text: string): Manifest[] =>
+  parseAllDocuments(text)
+    .map((document) => document.toJS() as Manifest | null)
+    .filter((manifest): manifest is Manifest => manifest !== null);
+const only = <T extends Manifest = Manifest>(manifests: Manifest[], kind: string): T => {
+  const matching = manifests.filter((m) => m.kind === kind);
+  if (matching.length !== 1) throw new Error(`expected one ${kind}, found ${matching.length}`);
+  return matching[0] as T;
+};
+const kindsAndNames = (manifests: Manifest[]): string[] => manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort();
+const rulesOf = (manifest: Manifest): unknown => (manifest as Manifest & { rules: unknown }).rules;
+const containerOf = (deployment: Deployment): Container => {
+  const container = deployment.spec.template.spec.containers[0];
+  if (container === undefined) throw new Error('the Deployment has no container');
+  return container;
+};
+
+/** What kubectl reports for each object a dry run admitted: `kind/name serverside-applied (server dry run)`. */
+function expectAllAdmitted(output: { stdout: string; stderr: string }, manifests: Manifest[]): void {
+  for (const manifest of manifests) {
+    expect(output.stdout).toMatch(new RegExp(`/${manifest.metadata.name} serverside-applied \\(server dry run\\)`));
+  }
+  // Pod Security admission and deprecated APIs answer with warnings, not errors.
+  expect(output.stderr).toBe('');
+}
+
+let admin: KubeConfig;
+let helmNamespace: string;
+let workDir: string;
+/** What `kubectl kustomize deploy` printed. */
+let kustomizeOutput: string;
+let kustomized: Manifest[];
+let valuesFiles = 0;
+
+/** `helm template` of the chart into the test's namespace: its output, and that parsed. */
+async function helmTemplate(args: string[] = []): Promise<{ output: string; rendered: Manifest[] }> {
+  const { stdout } = await helm(['template', RELEASE, chartDir, '--namespace', helmNamespace, '--include-crds', ...args]);
+  return { output: stdout, rendered: manifestsOf(stdout) };
+}
+
+async function helmTemplateWithValues(values: object): Promise<{ output: string; rendered: Manifest[] }> {
+  const valuesFile = join(workDir, `values-${String(++valuesFiles)}.yaml`);
+  writeFileSync(valuesFile, stringify(values));
+  return helmTemplate(['--values', valuesFile]);
+}
+
+beforeAll(async () => {
+  admin = testKubeConfig();
+  workDir = mkdtempSync(join(tmpdir(), 'hpc-deploy-test-'));
+  helmNamespace = await createTestNamespace(admin, 'helm');
+  // `helm install --create-namespace` makes a namespace without Pod Security labels; this one
+  // warns, so that a chart value breaking the restricted standard shows in the dry run.
+  await kubectl(['label', 'namespace', helmNamespace, 'pod-security.kubernetes.io/warn=restricted']);
+  kustomizeOutput = (await kubectl(['kustomize', join(root, 'deploy')])).stdout;
+  kustomized = manifestsOf(kustomizeOutput);
+  // A dry run creates nothing, so the namespace the install declares is created for real: its
+  // objects need it, and its Pod Security labels judge the Deployment.
+  await kubectl(['apply', '--server-side', '-f', '-'], { input: stringify(only(kustomized, 'Namespace')) });
+});
+
+afterAll(async () => {
+  await deleteTestNamespace(admin, helmNamespace);
+  await deleteTestNamespace(admin, INSTALL_NAMESPACE);
+  rmSync(workDir, { recursive: true, force: true });
+});
+
+describe('kubectl kustomize deploy', () => {
+  it('renders the default install, which the API server admits', async () => {
+    expect(kindsAndNames(kustomized)).toEqual([
+      'ClusterRole/hpc-user-operator',
+      'ClusterRoleBinding/hpc-user-operator',
+      'CustomResourceDefinition/hpcclusters.hpc.shanhe.com',
+      'Deployment/hpc-user-operator',
+      'Namespace/hpc-user-operator-system',
+      'PodDisruptionBudget/hpc-user-operator',
+      'Role/hpc-user-operator-leader-election',
+      'RoleBinding/hpc-user-operator-leader-election',
+      'Service/hpc-user-operator-metrics',
+      'ServiceAccount/hpc-user-operator',
+    ]);
+    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'];
+    for (const manifest of kustomized.filter((m) => !clusterScoped.includes(m.kind))) expect(manifest.metadata.namespace).toBe(INSTALL_NAMESPACE);
+    expectAllAdmitted(await serverSideDryRun(kustomizeOutput), kustomized);
+  });
+
+  it('runs two leader-electing, locked-down replicas of the package version', () => {
+    const deployment = only<Deployment>(kustomized, 'Deployment');
+    const container = containerOf(deployment);
+    expect(deployment.spec.replicas).toBe(2);
+    expect(container.image).toBe(IMAGE);
+    expect(container.args).toEqual(expect.arrayContaining(['run', '--leader-elect', '--metrics-addr=:8080', '--health-addr=:8081']));
+    expect(container.env).toEqual([
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    ]);
+    expect(deployment.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
+    expect(container.ports).toEqual([
+      { name: 'metrics', containerPort: 8080 },
+      { name: 'health', containerPort: 8081 },
+    ]);
+    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+  });
+
+  it('installs the CRD of crds/ and binds the rules of deploy/rbac/ to its ServiceAccount', () => {
+    expect(only(kustomized, 'CustomResourceDefinition')).toEqual(readYaml('crds/hpcclusters.hpc.shanhe.com.yaml'));
+    expect(rulesOf(only(kustomized, 'ClusterRole'))).toEqual(rulesOf(readYaml('deploy/rbac/clusterrole.yaml')));
+    expect(rulesOf(only(kustomized, 'Role'))).toEqual(rulesOf(readYaml('deploy/rbac/leader-election-role.yaml')));
+    const serviceAccount = { kind: 'ServiceAccount', name: 'hpc-user-operator', namespace: INSTALL_NAMESPACE };
+    expect(only(kustomized, 'ClusterRoleBinding')).toMatchObject({ roleRef: { kind: 'ClusterRole', name: 'hpc-user-operator' }, subjects: [serviceAccount] });
+    expect(only(kustomized, 'RoleBinding')).toMatchObject({ roleRef: { kind: 'Role', name: 'hpc-user-operator-leader-election' }, subjects: [serviceAccount] });
+  });
+});
+
+describe('the Helm chart', () => {
+  it('passes helm lint --strict', async () => {
+    const { stdout } = await helm(['lint', '--strict', chartDir]);
+    expect(stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+  });
+
+  it('renders with default values what kustomize installs, and the API server admits it', async () => {
+    const { output, rendered } = await helmTemplate();
+    // Helm leaves the namespace to `helm install --create-namespace`.
+    expect(kindsAndNames(rendered)).toEqual(kindsAndNames(kustomized.filter((m) => m.kind !== 'Namespace')));
+    expect(only<Deployment>(rendered, 'Deployment').spec).toEqual(only<Deployment>(kustomized, 'Deployment').spec);
+    expect(only(rendered, 'CustomResourceDefinition')).toEqual(readYaml('crds/hpcclusters.hpc.shanhe.com.yaml'));
+    expect(rulesOf(only(rendered, 'ClusterRole'))).toEqual(rulesOf(readYaml('deploy/rbac/clusterrole.yaml')));
+    expect(rulesOf(only(rendered, 'Role'))).toEqual(rulesOf(readYaml('deploy/rbac/leader-election-role.yaml')));
+    expect(rendered.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
+    expectAllAdmitted(await serverSideDryRun(output), rendered);
+  });
+
+  it('passes watched namespaces, image and log level from a values file, and the API server admits it', async () => {
+    const { output, rendered } = await helmTemplateWithValues({
+      image: { repository: 'registry.example.internal/hpc/operator', tag: '0.1.0-rc.1', pullPolicy: 'Always' },
+      watchNamespaces: ['research', 'teaching'],
+      logLevel: 'debug',
+      resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+      serviceMonitor: { enabled: false },
+    });
+    const deployment = only<Deployment>(rendered, 'Deployment');
+    const container = containerOf(deployment);
+    expect(container).toMatchObject({ image: 'registry.example.internal/hpc/operator:0.1.0-rc.1', imagePullPolicy: 'Always' });
+    expect(container.args).toEqual(expect.arrayContaining(['--namespaces=research,teaching', '--log-level=debug', '--leader-elect']));
+    expect(container.resources).toEqual({ requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } });
+    expect(rendered.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
+    expectAllAdmitted(await serverSideDryRun(output), rendered);
+  });
+
+  it('renders a ServiceMonitor for the metrics Service when enabled', async () => {
+    const { rendered } = await helmTemplateWithValues({ serviceMonitor: { enabled: true, interval: '1m', labels: { release: 'prometheus' } } });
+    const serviceMonitor = only<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(rendered, 'ServiceMonitor');
+    const service = only<Manifest & { spec: { ports: { name: string }[] } }>(rendered, 'Service');
+    expect(serviceMonitor).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', metadata: { namespace: helmNamespace, labels: { release: 'prometheus' } } });
+    const { spec } = serviceMonitor;
+    expect(service.metadata.labels).toMatchObject(spec.selector.matchLabels);
+    expect(spec.endpoints).toEqual([{ port: service.spec.ports[0]?.name, path: '/metrics', interval: '1m' }]);
+  });
+
+  it('without leader election runs one replica, with neither Lease permissions nor a disruption budget', async () => {
+    await expect(helmTemplateWithValues({ leaderElection: { enabled: false } })).rejects.toThrow(/replicaCount > 1 needs leaderElection.enabled/);
+    const { rendered } = await helmTemplateWithValues({ leaderElection: { enabled: false }, replicaCount: 1 });
+    expect(containerOf(only<Deployment>(rendered, 'Deployment')).args.some((arg) => arg.startsWith('--leader-elect'))).toBe(false);
+    expect(rendered.filter((m) => ['Role', 'RoleBinding', 'PodDisruptionBudget'].includes(m.kind))).toEqual([]);
+  });
+});
