@@ -1,4 +1,12 @@
 // `npm run bench`: every benchmark of the project, one after the other.
+// `npm run bench -- --only provider|controller` runs one of them.
+import { parseArgs } from 'node:util';
+import { benchController } from './controller.js';
 import { benchProvider } from './provider.js';
 
-await benchProvider();
+const benchmarks = { provider: benchProvider, controller: benchController };
+const { only } = parseArgs({ options: { only: { type: 'string' } } }).values;
+if (only !== undefined && !(only in benchmarks)) throw new Error(`--only must be one of ${Object.keys(benchmarks).join(', ')}, got "${only}"`);
+for (const [name, bench] of Object.entries(benchmarks)) {
+  if (only === undefined || only === name) await bench();
+}
