@@ -205,7 +205,7 @@ export class HpcClusterReconciler {
     } catch (err) {
       if (!(err instanceof SyncFailure)) throw err;
       const failure = err;
-      await finish({ reason: failure.reason, message: failure.message });
+      await finish({ reason: failure.reason, message: failure.message, permanent: failure.retry === 'permanent' });
       if (failure.retry === 'permanent') {
         this.permanentFailures.set(keyOf(key), memo);
         return {};

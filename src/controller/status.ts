@@ -24,7 +24,7 @@ export const FAILURE_REASONS = [
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 export type ReadyReason = 'Synced' | 'Suspended' | FailureReason;
 
-/** Failures that nothing but a spec or Secret change can mend (kstatus Stalled). */
+/** Failures that nothing but a spec or Secret change can mend (kstatus Stalled), whatever the cause. */
 const STALLED_REASONS: ReadonlySet<ReadyReason> = new Set(['InvalidSpec', 'CredentialsNotFound', 'AuthenticationFailed']);
 
 export const isStalledReason = (reason: ReadyReason): boolean => STALLED_REASONS.has(reason);
@@ -32,7 +32,13 @@ export const isStalledReason = (reason: ReadyReason): boolean => STALLED_REASONS
 export type SyncOutcome =
   | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[] }
   | { reason: 'Suspended' }
-  | { reason: FailureReason; message: string; skipped?: SkippedUser[] };
+  | {
+      reason: FailureReason;
+      message: string;
+      skipped?: SkippedUser[];
+      /** Retrying cannot help until the spec or Secret changes (e.g. ret_code 1100 or 2100). */
+      permanent?: boolean;
+    };
 
 /**
  * Writing status on every periodic sync only to move lastSyncTime would cost one apiserver
@@ -98,7 +104,7 @@ export function nextStatus(
     // Reconciling turns True on its first failure and stays so until it syncs or stalls.
     const newGeneration = prev.observedGeneration !== generation;
     const stillReconciling = prev.conditions?.find((c) => c.type === 'Reconciling')?.status === 'True';
-    if (!isStalledReason(outcome.reason) && (newGeneration || stillReconciling)) {
+    if (!isStalledReason(outcome.reason) && outcome.permanent !== true && (newGeneration || stillReconciling)) {
       reconciling = true;
       reconcilingMessage = `generation ${generation} not yet synced: ${outcome.message}`;
     }
@@ -110,7 +116,7 @@ export function nextStatus(
   }
   if (next.userCount === undefined) next.userCount = 0;
 
-  const stalled = isStalledReason(outcome.reason);
+  const stalled = isStalledReason(outcome.reason) || ('permanent' in outcome && outcome.permanent === true);
   next.conditions = [
     condition(conditions, 'Ready', readyStatus, outcome.reason, readyMessage, generation, at),
     condition(conditions, 'Reconciling', reconciling ? 'True' : 'False', reconciling ? 'Retrying' : 'Reconciled', reconcilingMessage, generation, at),

@@ -74,17 +74,21 @@ async function syncedCluster(name: string, clusterId: string, seed: SimulatedUse
 }
 
 let syncRequests = 0;
-/** Asks for a sync now, as a user would, and waits until the resource reports `reason` for it. */
+
+async function reconcileCount(): Promise<number> {
+  const metric = await operator.metrics.registry.getSingleMetric('hpc_user_operator_reconcile_total')?.get();
+  return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+}
+
+/** Asks for a sync now, as a user would, and waits until it ran and the resource reports `reason`. */
 async function requestSync(name: string, reason: string) {
-  const before = await readHpcCluster(admin, namespace, name);
+  const reconcilesBefore = await reconcileCount();
   await patchHpcCluster(admin, namespace, name, { metadata: { annotations: { 'hpc.shanhe.com/sync-requested': String(++syncRequests) } } });
   return waitFor(
     async () => {
+      if ((await reconcileCount()) <= reconcilesBefore) return undefined;
       const object = await readHpcCluster(admin, namespace, name);
-      const ready = readyOf(object);
-      // A failure shows as a new reason; a sync that changed nothing moves no timestamp, so
-      // it is confirmed by the reconcile counter instead.
-      return ready?.reason === reason && (object.metadata.resourceVersion !== before.metadata.resourceVersion || reason === readyOf(before)?.reason) ? object : undefined;
+      return readyOf(object)?.reason === reason ? object : undefined;
     },
     { description: `${name} reports ${reason} after a sync request` },
   );
@@ -204,13 +208,12 @@ test('bad credentials stall with AuthenticationFailed without burning calls; a r
   // A change to the Secret that leaves its keys as they are makes the operator reconcile,
   // but not call the API: nothing the failure depended on has changed.
   const calls = simulator.stats().byRetCode['1200'] ?? 0;
-  const reconciles = async () => (await operator.metrics.registry.getSingleMetric('hpc_user_operator_reconcile_total')?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
-  const reconcilesBefore = await reconciles();
+  const reconcilesBefore = await reconcileCount();
   await core.patchNamespacedSecret(
     { namespace, name: 'wrong-key', body: { metadata: { labels: { touched: 'yes' } } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
-  await waitFor(async () => (await reconciles()) > reconcilesBefore, { description: 'a reconcile after the Secret update' });
+  await waitFor(async () => (await reconcileCount()) > reconcilesBefore, { description: 'a reconcile after the Secret update' });
   expect(simulator.stats().byRetCode['1200'] ?? 0).toBe(calls);
 
   await core.replaceNamespacedSecret({
@@ -221,6 +224,24 @@ test('bad credentials stall with AuthenticationFailed without burning calls; a r
   const recovered = await waitForReady(admin, namespace, 'auth', 'Synced');
   expect(recovered.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');
   expect(recovered.status?.userCount).toBe(1);
+});
+
+test('an unknown cluster (ret_code 2100) stalls with ListUsersFailed and is not called again until the spec changes', async () => {
+  await createHpcCluster(admin, namespace, 'unknown', { clusterId: 'hpc-nowhere', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: SECRET } });
+  const stalled = await waitForReady(admin, namespace, 'unknown', 'ListUsersFailed');
+  expect(readyOf(stalled)?.message).toContain('ret_code 2100');
+  expect(stalled.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('True');
+  expect(stalled.status?.conditions?.find((c) => c.type === 'Reconciling')?.status).toBe('False');
+  const calls = simulator.stats().byRetCode['2100'] ?? 0;
+  // A sync request is a reason to try again: exactly one more call.
+  await requestSync('unknown', 'ListUsersFailed');
+  await waitFor(() => (simulator.stats().byRetCode['2100'] ?? 0) > calls, { description: 'the requested call' });
+  expect(simulator.stats().byRetCode['2100']).toBe(calls + 1);
+
+  simulator.setUsers('hpc-found', [user('fay', 80001)]);
+  await patchHpcCluster(admin, namespace, 'unknown', { spec: { clusterId: 'hpc-found' } });
+  const fixed = await waitForReady(admin, namespace, 'unknown', 'Synced', { generation: 2 });
+  expect(fixed.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');
 });
 
 test('a missing Secret is CredentialsNotFound, saying what to create', async () => {

@@ -51,6 +51,13 @@ describe('nextStatus', () => {
     expect(cond(afterwards, 'Reconciling')?.status).toBe('False');
   });
 
+  it('marks a permanent provider failure Stalled, not Reconciling, even on a new generation', () => {
+    const good = nextStatus(undefined, 1, synced(1), t0, cms);
+    const s = nextStatus(good, 2, { reason: 'ListUsersFailed', message: 'ret_code 2100', permanent: true }, later(1000), cms);
+    expect(cond(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'ListUsersFailed', message: 'ret_code 2100' });
+    expect(cond(s, 'Reconciling')?.status).toBe('False');
+  });
+
   it('keeps lastTransitionTime while a condition keeps its status', () => {
     const a = nextStatus(undefined, 1, synced(1), t0, cms);
     const b = nextStatus(a, 1, synced(2), later(5000), cms);
