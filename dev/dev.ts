@@ -209,13 +209,12 @@ async function main(): Promise<number> {
     console.error(`npm run dev is already running with ${devDir} (pid ${String(previous)}); stop it first`);
     return 1;
   }
-  await ensureBinaries();
 
   const stopRequested = stopSignal();
   let signal: NodeJS.Signals | undefined;
   void stopRequested.then((received) => {
     signal = received;
-    console.log(`\n${received}: stopping the operator, the simulator and the control plane`);
+    console.log(`\n${received}: stopping`);
   });
   const processes: DevProcess[] = [];
   let controlPlane: ControlPlane | undefined;
@@ -228,6 +227,10 @@ async function main(): Promise<number> {
     ]);
 
   try {
+    // Ctrl-C stops go too, and the build cleans up after itself; a SIGTERM to this process
+    // alone lets the build finish (and be cached) first.
+    await ensureBinaries();
+    if (signal !== undefined) return 0;
     mkdirSync(dirname(paths.kubectlLink), { recursive: true });
     if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that npm run cluster:up left running');
     controlPlane = await startControlPlane({ dir: paths.controlPlane });
