@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, nssConfigMapName, usersConfigMapName } from '../render/configmaps.js';
 import type { UserSource } from '../provider/user-source.js';
+import { reuseConnections } from '../runtime/kubeconfig.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { ResilientInformer, type InformerListResult } from './informer.js';
 import { KubeClusterPort, type ObjectCache } from './kube.js';
@@ -71,7 +72,8 @@ export class Manager {
   readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
   constructor(private readonly options: ManagerOptions) {
-    const { kubeConfig, logger, metrics } = options;
+    const { logger, metrics } = options;
+    const kubeConfig = reuseConnections(options.kubeConfig);
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { Agent, AgentOptions } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type Cluster } from '@kubernetes/client-node';
 
 /**
  * The Kubernetes configuration, from `--kubeconfig`, `KUBECONFIG`, `~/.kube/config`, or the
@@ -20,7 +22,7 @@ export function loadKubeConfig(explicitPath?: string, env: NodeJS.ProcessEnv = p
     kc.loadFromDefault();
     return checked(kc, `KUBECONFIG=${fromEnv}`);
   }
-  const home = join(homedir(), '.kube', 'config');
+  const home = join(env.HOME ?? homedir(), '.kube', 'config');
   if (existsSync(home)) {
     kc.loadFromFile(home);
     return checked(kc, home);
@@ -34,5 +36,37 @@ export function loadKubeConfig(explicitPath?: string, env: NodeJS.ProcessEnv = p
 
 function checked(kc: KubeConfig, source: string): KubeConfig {
   if (kc.getCurrentCluster() === null) throw new Error(`${source} names no current cluster`);
+  return kc;
+}
+
+type AgentFactory = (cluster: Cluster | null, options: AgentOptions & Record<string, unknown>) => Agent;
+
+/**
+ * client-node 1.4 builds a new https.Agent — so a new TLS connection — for every request
+ * (KubeConfig's private createAgent). This makes the KubeConfig reuse one keep-alive agent
+ * per server and TLS material instead, so syncs stop paying a handshake per call. The
+ * bearer token is a header, not agent state, so token rotation is unaffected.
+ */
+export function reuseConnections(kc: KubeConfig): KubeConfig {
+  const target = kc as unknown as { createAgent: AgentFactory };
+  const create = target.createAgent.bind(kc);
+  const agents = new Map<string, { fingerprint: string; agent: Agent }>();
+  target.createAgent = (cluster, options) => {
+    const server = cluster?.server ?? '';
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([cluster?.proxyUrl, options.rejectUnauthorized, options.passphrase]))
+      .update(String(options.ca ?? ''))
+      .update(String(options.cert ?? ''))
+      .update(String(options.key ?? ''))
+      .update(String(options.pfx ?? ''))
+      .digest('hex');
+    const cached = agents.get(server);
+    if (cached !== undefined && cached.fingerprint === fingerprint) return cached.agent;
+    // New TLS material (a rotated client certificate, say): a fresh agent, the old one closed.
+    cached?.agent.destroy();
+    const agent = create(cluster, { ...options, keepAlive: true });
+    agents.set(server, { fingerprint, agent });
+    return agent;
+  };
   return kc;
 }
