@@ -53,13 +53,9 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   const agents = new Map<string, { fingerprint: string; agent: Agent }>();
   target.createAgent = (cluster, options) => {
     const server = cluster?.server ?? '';
-    const fingerprint = createHash('sha256')
-      .update(JSON.stringify([cluster?.proxyUrl, options.rejectUnauthorized, options.passphrase]))
-      .update(String(options.ca ?? ''))
-      .update(String(options.cert ?? ''))
-      .update(String(options.key ?? ''))
-      .update(String(options.pfx ?? ''))
-      .digest('hex');
+    // Buffers serialise as their bytes (Buffer#toJSON), so equal material hashes equal.
+    const material = [cluster?.proxyUrl, options.rejectUnauthorized, options.passphrase, options.ca, options.cert, options.key, options.pfx];
+    const fingerprint = createHash('sha256').update(JSON.stringify(material)).digest('hex');
     const cached = agents.get(server);
     if (cached !== undefined && cached.fingerprint === fingerprint) return cached.agent;
     // New TLS material (a rotated client certificate, say): a fresh agent, the old one closed.
