@@ -136,6 +136,7 @@ describe('kubectl kustomize deploy', () => {
     expect(container.env).toEqual([
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=512' },
     ]);
     expect(deployment.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
@@ -145,7 +146,7 @@ describe('kubectl kustomize deploy', () => {
       { name: 'metrics', containerPort: 8080 },
       { name: 'health', containerPort: 8081 },
     ]);
-    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '768Mi' } });
   });
 
   it('installs the CRD of crds/ and binds the rules of deploy/rbac/ to its ServiceAccount', () => {
