@@ -16,7 +16,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { prettyFactory } from 'pino-pretty';
 import { DEV_ACCESS_KEY } from '../src/provider/simulator/server.js';
 import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from '../test/controlplane/build.js';
-import { loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../test/controlplane/controlplane.js';
+import { isAlive, loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../test/controlplane/controlplane.js';
 import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../test/support/operator.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,15 +89,6 @@ function stopSignal(): Promise<NodeJS.Signals> {
     // other listener, which would end this process before it has stopped its children.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => resolve(signal));
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The pid of a dev session that still runs with this directory, if any. */

@@ -1,12 +1,12 @@
 // Builds health-runner (gopher-lua, the Lua VM Argo CD embeds, driven the way Argo CD drives
 // it) from the Go module in ./health-runner, and caches the binary outside the work tree keyed
 // by gopher-lua's version and a hash of the module's sources, so only the first run pays.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildIntoCache, runGo } from '../support/go-build.js';
 
 const runnerModuleDir = join(dirname(fileURLToPath(import.meta.url)), 'health-runner');
 const runnerSources = ['go.mod', 'go.sum', 'main.go'];
@@ -41,32 +41,8 @@ export function healthRunnerPath(): string {
 export async function buildHealthRunner(): Promise<string> {
   const binary = healthRunnerPath();
   if (existsSync(binary)) return binary;
-  const target = dirname(binary);
-  mkdirSync(dirname(target), { recursive: true });
-  const staging = mkdtempSync(`${target}.building-`);
-  try {
-    await runGo(['build', '-trimpath', '-o', join(staging, binaryName), '.']);
-    chmodSync(staging, 0o755); // mkdtemp makes it private
-    rmSync(target, { recursive: true, force: true });
-    renameSync(staging, target);
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
-  return binary;
-}
-
-function runGo(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const go = spawn('go', args, {
-      cwd: runnerModuleDir,
-      // No toolchain download: the installed Go must satisfy go.mod.
-      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    go.on('error', (error) => reject(new Error(`cannot run go (is it on PATH?): ${error.message}`)));
-    go.on('exit', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`go ${args.join(' ')} failed with ${signal ?? `exit code ${String(code)}`}`));
-    });
+  await buildIntoCache(dirname(binary), async (staging) => {
+    await runGo(['build', '-trimpath', '-o', join(staging, binaryName), '.'], { cwd: runnerModuleDir });
   });
+  return binary;
 }

@@ -1,9 +1,9 @@
 // Builds kube-apiserver, kubectl and etcd from the Go module in ./go, and helm for the chart
 // tests, and caches the binaries outside the work tree, keyed by the pinned versions, so only
 // the first run pays for the build.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { buildIntoCache, runGo } from '../support/go-build.js';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,17 +92,10 @@ export function binariesBuilt(): boolean {
 export async function buildControlPlane(): Promise<string> {
   const target = binariesDir();
   if (binariesBuilt()) return target;
-  mkdirSync(cacheRoot(), { recursive: true });
-  const staging = mkdtempSync(`${target}.building-`);
-  try {
-    await runGo(buildArgs(staging));
+  await buildIntoCache(target, async (staging) => {
+    await runGo(buildArgs(staging), { cwd: goModuleDir });
     renameSync(join(staging, etcdBuiltName), join(staging, 'etcd'));
-    chmodSync(staging, 0o755); // mkdtemp makes it private
-    rmSync(target, { recursive: true, force: true });
-    renameSync(staging, target);
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
+  });
   return target;
 }
 
@@ -143,46 +136,12 @@ async function helmLdflags(): Promise<string> {
 
 /** Builds helm unless the cache holds it; staged and renamed into place like the control plane. */
 export async function buildHelm(): Promise<string> {
-  const target = dirname(helmPath());
   if (helmBuilt()) return helmPath();
-  mkdirSync(cacheRoot(), { recursive: true });
-  const staging = mkdtempSync(`${target}.building-`);
-  try {
-    const ldflags = await helmLdflags();
-    // `go install module@version` builds with that module's go.mod, whatever the working directory.
+  const ldflags = await helmLdflags();
+  // `go install module@version` builds with that module's go.mod, whatever the working directory.
+  await buildIntoCache(dirname(helmPath()), async (staging) => {
     await runGo(['install', '-trimpath', `-ldflags=${ldflags}`, `${helmModule}/cmd/helm@${HELM_VERSION}`], { cwd: tmpdir(), env: { GOBIN: staging } });
-    chmodSync(staging, 0o755);
-    rmSync(target, { recursive: true, force: true });
-    renameSync(staging, target);
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
+  });
   return helmPath();
 }
 
-interface GoRun {
-  /** Default: the control plane's module. */
-  cwd?: string;
-  env?: Record<string, string>;
-  /** Return stdout instead of passing it through. */
-  captureStdout?: boolean;
-}
-
-/** Runs go; its stderr (and stdout unless captured) goes to this process's. */
-function runGo(args: string[], { cwd = goModuleDir, env = {}, captureStdout = false }: GoRun = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const go = spawn('go', args, {
-      cwd,
-      // Static binaries, and no toolchain download: the installed Go must satisfy go.mod.
-      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', ...env },
-      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'inherit'],
-    });
-    const stdout: Buffer[] = [];
-    go.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    go.on('error', (error) => reject(new Error(`cannot run go (is it on PATH?): ${error.message}`)));
-    go.on('exit', (code, signal) => {
-      if (code === 0) resolve(Buffer.concat(stdout).toString('utf8'));
-      else reject(new Error(`go ${args.join(' ')} failed with ${signal ?? `exit code ${String(code)}`}`));
-    });
-  });
-}

@@ -214,7 +214,8 @@ function writeKubeconfig(path: string, server: string, pki: ControlPlanePki): vo
 
 const temporaryDirPrefix = 'hpc-controlplane-';
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
