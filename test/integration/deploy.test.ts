@@ -194,6 +194,26 @@ describe('the Helm chart', () => {
     expectAllAdmitted(await serverSideDryRun(output), rendered);
   });
 
+  it('places pods by the scheduling values, and the API server admits it', async () => {
+    const scheduling = {
+      podAnnotations: { 'example.com/team': 'hpc' },
+      priorityClassName: 'system-cluster-critical',
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'operators', effect: 'NoSchedule' }],
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] }] }] } } },
+    };
+    const { output, rendered } = await helmTemplateWithValues(scheduling);
+    const template = (only<Deployment>(rendered, 'Deployment').spec.template as unknown) as { metadata: { annotations?: unknown }; spec: Record<string, unknown> };
+    expect(template.metadata.annotations).toEqual(scheduling.podAnnotations);
+    expect(template.spec).toMatchObject({
+      priorityClassName: scheduling.priorityClassName,
+      nodeSelector: scheduling.nodeSelector,
+      tolerations: scheduling.tolerations,
+      affinity: scheduling.affinity,
+    });
+    expectAllAdmitted(await serverSideDryRun(output), rendered);
+  });
+
   it('renders a ServiceMonitor for the metrics Service when enabled', async () => {
     const { rendered } = await helmTemplateWithValues({ serviceMonitor: { enabled: true, interval: '1m', labels: { release: 'prometheus' } } });
     const serviceMonitor = only<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(rendered, 'ServiceMonitor');
