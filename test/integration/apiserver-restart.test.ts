@@ -1,24 +1,15 @@
 // A watch survives a restart of the kube-apiserver process. This file starts a control plane
 // of its own: restarting the shared one would break the tests running beside it.
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { CoreV1Api, makeInformer, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { loadKubeConfig, startControlPlane, type ControlPlane } from '../controlplane/controlplane.js';
+import { expect, test } from '@jest/globals';
+import { CoreV1Api, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
+import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { createTestNamespace } from '../support/cluster.js';
 import { waitFor } from '../support/wait-for.js';
 
-let controlPlane: ControlPlane;
-let kubeConfig: KubeConfig;
-
-beforeAll(async () => {
-  controlPlane = await startControlPlane();
-  kubeConfig = loadKubeConfig(controlPlane.kubeconfigPath);
-});
-
-afterAll(async () => {
-  await controlPlane.stop();
-});
+const own = useOwnControlPlane();
 
 test('an informer restarted on error sees objects created after a kube-apiserver restart', async () => {
+  const { controlPlane, kubeConfig } = own;
   const namespace = await createTestNamespace(kubeConfig, 'restart');
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const informer = makeInformer(kubeConfig, `/api/v1/namespaces/${namespace}/configmaps`, () =>

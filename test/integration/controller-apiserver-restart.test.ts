@@ -4,19 +4,18 @@
 import { afterAll, beforeAll, test } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import { loadKubeConfig, startControlPlane, type ControlPlane } from '../controlplane/controlplane.js';
 import { createTestNamespace } from '../support/cluster.js';
+import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { createCredentialsSecret, createHpcCluster, installCrd, operatorKubeConfig, startOperator, waitForReady, type RunningOperator } from '../support/operator.js';
 
-let controlPlane: ControlPlane;
+const own = useOwnControlPlane();
 let admin: KubeConfig;
 let namespace: string;
 let simulator: Simulator;
 let operator: RunningOperator;
 
 beforeAll(async () => {
-  controlPlane = await startControlPlane();
-  admin = loadKubeConfig(controlPlane.kubeconfigPath);
+  admin = own.kubeConfig;
   await installCrd(admin);
   namespace = await createTestNamespace(admin, 'restart');
   simulator = await startSimulator();
@@ -29,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await operator?.stop();
   await simulator?.close();
-  await controlPlane?.stop();
 });
 
 const spec = (clusterId: string) => ({ clusterId, zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'key' } });
@@ -37,7 +35,7 @@ const spec = (clusterId: string) => ({ clusterId, zone: 'jinan1a', endpoint: sim
 test('resources created after a kube-apiserver restart still reconcile', async () => {
   await createHpcCluster(admin, namespace, 'before', spec('hpc-before'));
   await waitForReady(admin, namespace, 'before', 'Synced');
-  await controlPlane.restartApiServer();
+  await own.controlPlane.restartApiServer();
   await createHpcCluster(admin, namespace, 'after', spec('hpc-after'));
   // The informers back off up to 30 s between attempts while the apiserver is down.
   await waitForReady(admin, namespace, 'after', 'Synced', { timeoutMs: 90_000 });

@@ -10,9 +10,9 @@ import {
   type InformerRestartReason,
   type ResilientInformerOptions,
 } from '../../src/controller/informer.js';
-import { startControlPlane, loadKubeConfig, type ControlPlane } from '../controlplane/controlplane.js';
 import { compactEtcd } from '../support/etcd.js';
 import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -259,19 +259,10 @@ describe('ResilientInformer on the shared control plane', () => {
 });
 
 describe('ResilientInformer on a control plane of its own', () => {
-  let controlPlane: ControlPlane;
-  let kubeConfig: KubeConfig;
-
-  beforeAll(async () => {
-    controlPlane = await startControlPlane();
-    kubeConfig = loadKubeConfig(controlPlane.kubeconfigPath);
-  });
-
-  afterAll(async () => {
-    await controlPlane.stop();
-  });
+  const own = useOwnControlPlane();
 
   it('sees objects created and deleted after the apiserver came back', async () => {
+    const { controlPlane, kubeConfig } = own;
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const ns = await createTestNamespace(kubeConfig, 'informer-restart');
     await core.createNamespacedConfigMap({ namespace: ns, body: configMap('before-restart') });
@@ -291,6 +282,7 @@ describe('ResilientInformer on a control plane of its own', () => {
   });
 
   it('re-lists after a 410 Gone', async () => {
+    const { controlPlane, kubeConfig } = own;
     // Core Events skip the watch cache, so a watch from a compacted revision reaches etcd
     // and ends in 410 Gone; a cached resource would be served from the cache's full state.
     const core = kubeConfig.makeApiClient(CoreV1Api);
