@@ -8,6 +8,7 @@ import { startOperationalServer, type OperationalServer } from './http-server.js
 import { ResilientInformer, type InformerListResult } from './informer.js';
 import { KubeClusterPort, type ObjectCache } from './kube.js';
 import { LeaderElector } from './leader.js';
+import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { HpcClusterReconciler, keyOf, parseKey, type ObjectKey } from './reconcile.js';
@@ -78,24 +79,29 @@ export class Manager {
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
-    this.hpcClusters = this.informers<HpcClusterObject>('hpcclusters', `/apis/${GROUP}/${VERSION}`, 'hpcclusters', undefined, (namespace) =>
+    this.hpcClusters = this.informers<HpcClusterObject>('hpcclusters', `/apis/${GROUP}/${VERSION}`, (namespace) =>
       (namespace === undefined
         ? custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
         : custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })) as Promise<InformerListResult<HpcClusterObject>>,
     );
-    this.configMaps = this.informers<V1ConfigMap>('configmaps', '/api/v1', 'configmaps', managedSelector, (namespace, labelSelector) =>
-      namespace === undefined
-        ? core.listConfigMapForAllNamespaces({ ...(labelSelector === undefined ? {} : { labelSelector }) })
-        : core.listNamespacedConfigMap({ namespace, ...(labelSelector === undefined ? {} : { labelSelector }) }),
+    this.configMaps = this.informers<V1ConfigMap>(
+      'configmaps',
+      '/api/v1',
+      (namespace, labelSelector) =>
+        namespace === undefined
+          ? core.listConfigMapForAllNamespaces({ ...(labelSelector === undefined ? {} : { labelSelector }) })
+          : core.listNamespacedConfigMap({ namespace, ...(labelSelector === undefined ? {} : { labelSelector }) }),
+      { labelSelector: managedSelector },
     );
-    // Only Secret metadata is cached: a change of resourceVersion is all the trigger needs.
+    // A Secret's new resourceVersion is all the trigger needs: lists and watches carry metadata only.
     this.secrets = this.informers<V1Secret>(
       'secrets',
       '/api/v1',
-      'secrets',
-      undefined,
-      (namespace) => (namespace === undefined ? core.listSecretForAllNamespaces({}) : core.listNamespacedSecret({ namespace })),
-      (secret): V1Secret => ({ metadata: { name: secret.metadata?.name, namespace: secret.metadata?.namespace, resourceVersion: secret.metadata?.resourceVersion } }),
+      (namespace) =>
+        namespace === undefined
+          ? core.listSecretForAllNamespaces({}, metadataOnlyList())
+          : core.listNamespacedSecret({ namespace }, metadataOnlyList()),
+      { kubeConfig: metadataOnlyWatches(kubeConfig) },
     );
 
     this.reconciler = new HpcClusterReconciler({
@@ -224,12 +230,10 @@ export class Manager {
   }
 
   private informers<T extends KubernetesObject>(
-    name: string,
-    apiPrefix: string,
     resource: string,
-    labelSelector: string | undefined,
+    apiPrefix: string,
     list: Lister<T>,
-    transform?: (object: T) => T,
+    { labelSelector, kubeConfig = this.options.kubeConfig }: { labelSelector?: string; kubeConfig?: KubeConfig } = {},
   ): ScopedInformers<T> {
     const scopes: (string | undefined)[] = this.options.namespaces.length === 0 ? [undefined] : this.options.namespaces;
     const byNamespace = new Map<string | undefined, ResilientInformer<T>>();
@@ -237,13 +241,12 @@ export class Manager {
       byNamespace.set(
         namespace,
         new ResilientInformer<T>({
-          name,
-          kubeConfig: this.options.kubeConfig,
+          name: resource,
+          kubeConfig,
           path: namespace === undefined ? `${apiPrefix}/${resource}` : `${apiPrefix}/namespaces/${namespace}/${resource}`,
           list: (query) => list(namespace, query.labelSelector),
           ...(labelSelector === undefined ? {} : { labelSelector }),
-          ...(transform === undefined ? {} : { transform }),
-          onRestart: () => this.options.metrics.countWatchRestart(name),
+          onRestart: () => this.options.metrics.countWatchRestart(resource),
           logger: this.options.logger,
         }),
       );
