@@ -178,9 +178,10 @@ describe('the Helm chart', () => {
   });
 
   it('passes watched namespaces, image and log level from a values file, and the API server admits it', async () => {
+    const watched = [await createTestNamespace(admin, 'research'), await createTestNamespace(admin, 'teaching')];
     const { output, rendered } = await helmTemplateWithValues({
       image: { repository: 'registry.example.internal/hpc/operator', tag: '0.1.0-rc.1', pullPolicy: 'Always' },
-      watchNamespaces: ['research', 'teaching'],
+      watchNamespaces: watched,
       logLevel: 'debug',
       resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } },
       serviceMonitor: { enabled: false },
@@ -188,7 +189,11 @@ describe('the Helm chart', () => {
     const deployment = only<Deployment>(rendered, 'Deployment');
     const container = containerOf(deployment);
     expect(container).toMatchObject({ image: 'registry.example.internal/hpc/operator:0.1.0-rc.1', imagePullPolicy: 'Always' });
-    expect(container.args).toEqual(expect.arrayContaining(['--namespaces=research,teaching', '--log-level=debug', '--leader-elect']));
+    expect(container.args).toEqual(expect.arrayContaining([`--namespaces=${watched.join(',')}`, '--log-level=debug', '--leader-elect']));
+    // The rules hold in the watched namespaces only.
+    expect(rendered.some((m) => m.kind === 'ClusterRoleBinding')).toBe(false);
+    const bindings = rendered.filter((m) => m.kind === 'RoleBinding' && m.metadata.namespace !== helmNamespace) as (Manifest & { roleRef: { kind: string } })[];
+    expect(bindings.map((b) => [b.metadata.namespace, b.roleRef.kind])).toEqual(watched.map((ns) => [ns, 'ClusterRole']));
     expect(container.resources).toEqual({ requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } });
     expect(rendered.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
     expectAllAdmitted(await serverSideDryRun(output), rendered);

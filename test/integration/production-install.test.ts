@@ -61,10 +61,10 @@ test('prints its usage and the run command\'s flags', async () => {
   expect((await main(['run', '--help'])).stdout).toContain('--leader-elect');
 });
 
-test('runs as the Deployment runs it: leader in POD_NAMESPACE, healthy and ready, SIGTERM exits 0', async () => {
+test('runs as the default install runs it: every namespace, leader in POD_NAMESPACE, healthy and ready, SIGTERM exits 0', async () => {
   const kubeconfigFile = join(appDir, 'kubeconfig');
-  writeKubeConfigFile(await operatorKubeConfig(admin, namespace), kubeconfigFile);
-  const args = ['run', '--kubeconfig', kubeconfigFile, '--namespaces', namespace, '--leader-elect', '--metrics-addr', '127.0.0.1:0', '--health-addr', '127.0.0.1:0'];
+  writeKubeConfigFile(await operatorKubeConfig(admin, namespace, 'cluster'), kubeconfigFile);
+  const args = ['run', '--kubeconfig', kubeconfigFile, '--leader-elect', '--metrics-addr', '127.0.0.1:0', '--health-addr', '127.0.0.1:0'];
   // Under the guard, so it cannot outlive the test run; the guard passes SIGTERM on and exits with its status.
   const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, 'dist/cli/main.js', ...args], {
     cwd: appDir,

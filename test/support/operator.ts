@@ -74,18 +74,23 @@ export async function installCrd(admin: KubeConfig): Promise<void> {
 
 /**
  * A ServiceAccount in `namespace` bound to the shipped ClusterRole (and the leader-election
- * Role in that namespace), and a KubeConfig that acts as it.
+ * Role in that namespace), and a KubeConfig that acts as it. `scope: 'namespace'` binds the
+ * ClusterRole in `namespace` only, as the Helm chart does for watched namespaces; `'cluster'`
+ * binds it everywhere, as the default install does.
  */
-export async function operatorKubeConfig(admin: KubeConfig, namespace: string): Promise<KubeConfig> {
+export async function operatorKubeConfig(admin: KubeConfig, namespace: string, scope: 'namespace' | 'cluster' = 'namespace'): Promise<KubeConfig> {
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   const clusterRole = deployFile('rbac/clusterrole.yaml');
   const leaderRole = deployFile('rbac/leader-election-role.yaml');
   await ensure(admin, clusterRole);
   await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'hpc-user-operator' } } });
   const subjects = [{ kind: 'ServiceAccount', name: 'hpc-user-operator', namespace }];
-  await rbac.createClusterRoleBinding({
-    body: { metadata: { name: `hpc-user-operator-${namespace}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata?.name ?? '' }, subjects },
-  });
+  const toClusterRole = { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata?.name ?? '' };
+  if (scope === 'cluster') {
+    await rbac.createClusterRoleBinding({ body: { metadata: { name: `hpc-user-operator-${namespace}` }, roleRef: toClusterRole, subjects } });
+  } else {
+    await rbac.createNamespacedRoleBinding({ namespace, body: { metadata: { name: 'hpc-user-operator' }, roleRef: toClusterRole, subjects } });
+  }
   await rbac.createNamespacedRole({ namespace, body: { ...leaderRole, metadata: { ...leaderRole.metadata, namespace } } });
   await rbac.createNamespacedRoleBinding({
     namespace,
