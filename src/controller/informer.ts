@@ -177,7 +177,8 @@ export class ResilientInformer<T extends KubernetesObject> {
         if (this.stopped) return;
         this.failures++;
         const delayMs = backoffDelayMs(this.failures, this.backoff, this.random);
-        this.logger.warn({ err: error, failures: this.failures, retryInMs: delayMs }, 'list or watch failed; re-listing after back-off');
+        const hint = failureHint(error, this.options.name, this.options.path);
+        this.logger.warn({ err: error, ...(hint === undefined ? {} : { hint }), failures: this.failures, retryInMs: delayMs }, 'list or watch failed; re-listing after back-off');
         this.restarted('error');
         mustList = true;
         await sleep(delayMs, undefined, { signal: this.stopController.signal }).catch(() => undefined);
@@ -199,7 +200,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (!resourceVersion) throw new Error(`the list of ${this.options.name} has no resourceVersion to watch from`);
 
     const fresh = new Map<string, T>();
-    for (const item of result.items) {
+    // An empty PartialObjectMetadataList comes with `"items": null`.
+    for (const item of (result.items as T[] | null) ?? []) {
       const object = this.transform(item);
       fresh.set(cacheKey(object), object);
     }
@@ -328,5 +330,20 @@ export class ResilientInformer<T extends KubernetesObject> {
         this.logger.error({ err: error, event, object: cacheKey(object) }, 'informer handler threw');
       }
     }
+  }
+}
+
+/** What a person should check when listing or watching fails for good reasons, not by chance. */
+export function failureHint(error: unknown, resource: string, path: string): string | undefined {
+  const code = (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
+  switch (code) {
+    case 401:
+      return 'unauthorized: check the kubeconfig or the service-account token';
+    case 403:
+      return `forbidden: the operator's identity may not list/watch ${resource}; apply the rules in deploy/rbac`;
+    case 404:
+      return `${path} is not served: is the CustomResourceDefinition installed? (kubectl apply --server-side -f crds/)`;
+    default:
+      return undefined;
   }
 }

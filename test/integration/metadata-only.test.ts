@@ -44,3 +44,22 @@ test('listed and watched Secrets arrive without their data', async () => {
     informer.stop();
   }
 });
+
+test('an empty metadata-only list syncs (the apiserver sends items: null)', async () => {
+  const kubeConfig = testKubeConfig();
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const namespace = await createTestNamespace(kubeConfig, 'metadata-empty');
+  const informer = new ResilientInformer<V1Secret>({
+    name: 'secrets',
+    kubeConfig: metadataOnlyWatches(kubeConfig),
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    list: () => core.listNamespacedSecret({ namespace }, metadataOnlyList()),
+    logger: pino({ level: 'silent' }),
+  });
+  try {
+    await informer.start();
+    expect(informer.list()).toEqual([]);
+  } finally {
+    informer.stop();
+  }
+});
