@@ -9,7 +9,8 @@ import {
   type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
-import type { ConfigMapManifest } from '../render/configmaps.js';
+import { USERS_JSON_KEY, type ConfigMapManifest } from '../render/configmaps.js';
+import { observedContentHash } from './configmap-cache.js';
 import type { ClusterPort, ConfigMapState, ObjectKey } from './reconcile.js';
 
 /** Reads a cached object by namespace and name (an informer's cache). */
@@ -49,10 +50,11 @@ export class KubeClusterPort implements ClusterPort {
     if (cm === undefined) return undefined;
     const meta = cm.metadata ?? {};
     return {
-      ...(meta.resourceVersion === undefined ? {} : { resourceVersion: meta.resourceVersion }),
-      ...(cm.data === undefined ? {} : { data: cm.data }),
-      ...(meta.labels === undefined ? {} : { labels: meta.labels }),
-      ...(meta.annotations === undefined ? {} : { annotations: meta.annotations }),
+      resourceVersion: meta.resourceVersion,
+      dataHash: observedContentHash(cm),
+      usersJson: cm.data?.[USERS_JSON_KEY],
+      labels: meta.labels,
+      annotations: meta.annotations,
       ownerReferences: (meta.ownerReferences ?? []).map((ref) => ({ uid: ref.uid, controller: ref.controller === true })),
     };
   }

@@ -6,6 +6,7 @@ import type { UserSource } from '../provider/user-source.js';
 import { reuseConnections } from '../runtime/kubeconfig.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { ResilientInformer, type InformerListResult } from './informer.js';
+import { slimConfigMap } from './configmap-cache.js';
 import { KubeClusterPort, type ObjectCache } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
@@ -91,7 +92,7 @@ export class Manager {
         namespace === undefined
           ? core.listConfigMapForAllNamespaces({ ...(labelSelector === undefined ? {} : { labelSelector }) })
           : core.listNamespacedConfigMap({ namespace, ...(labelSelector === undefined ? {} : { labelSelector }) }),
-      { labelSelector: managedSelector },
+      { labelSelector: managedSelector, transform: slimConfigMap },
     );
     // A Secret's new resourceVersion is all the trigger needs: lists and watches carry metadata only.
     this.secrets = this.informers<V1Secret>(
@@ -233,7 +234,7 @@ export class Manager {
     resource: string,
     apiPrefix: string,
     list: Lister<T>,
-    { labelSelector, kubeConfig = this.options.kubeConfig }: { labelSelector?: string; kubeConfig?: KubeConfig } = {},
+    { labelSelector, kubeConfig = this.options.kubeConfig, transform }: { labelSelector?: string; kubeConfig?: KubeConfig; transform?: (object: T) => T } = {},
   ): ScopedInformers<T> {
     const scopes: (string | undefined)[] = this.options.namespaces.length === 0 ? [undefined] : this.options.namespaces;
     const byNamespace = new Map<string | undefined, ResilientInformer<T>>();
@@ -246,6 +247,7 @@ export class Manager {
           path: namespace === undefined ? `${apiPrefix}/${resource}` : `${apiPrefix}/namespaces/${namespace}/${resource}`,
           list: (query) => list(namespace, query.labelSelector),
           ...(labelSelector === undefined ? {} : { labelSelector }),
+          ...(transform === undefined ? {} : { transform }),
           onRestart: () => this.options.metrics.countWatchRestart(resource),
           logger: this.options.logger,
         }),

@@ -11,7 +11,6 @@ import {
   oversizedConfigMap,
   parseUsersJson,
   renderConfigMaps,
-  USERS_JSON_KEY,
   usersConfigMapName,
   nssConfigMapName,
   type ConfigMapManifest,
@@ -44,7 +43,9 @@ export function parseKey(key: string): ObjectKey {
 /** What the reconcile reads of an existing ConfigMap. */
 export interface ConfigMapState {
   resourceVersion?: string;
-  data?: Record<string, string>;
+  /** contentHashOf the data it holds. */
+  dataHash?: string;
+  usersJson?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: { uid: string; controller?: boolean }[];
@@ -107,7 +108,7 @@ interface PermanentFailureMemo {
 /** Whether the existing ConfigMap already holds exactly what would be written. */
 export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
   if (existing === undefined) return false;
-  if (contentHashOf(existing.data ?? {}) !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
+  if (existing.dataHash !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
   if (existing.annotations?.[CONTENT_HASH_ANNOTATION] !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
   for (const [k, v] of Object.entries(desired.metadata.labels)) if (existing.labels?.[k] !== v) return false;
   return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
@@ -232,7 +233,7 @@ export class HpcClusterReconciler {
     const existingUsers = this.deps.cluster.getConfigMap({ namespace: key.namespace, name: usersConfigMapName(key.name) });
     // The last good list: users.json, or status when the ConfigMap was deleted behind our back.
     const previousUsers =
-      parseUsersJson(existingUsers?.data?.[USERS_JSON_KEY]) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
+      parseUsersJson(existingUsers?.usersJson) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
     const diff = diffUsers(previousUsers ?? [], users);
     if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
       await finish({

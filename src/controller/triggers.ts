@@ -1,7 +1,8 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { KIND, type HpcClusterObject } from '../api/hpccluster.js';
 import { parseDuration } from '../api/duration.js';
-import { CONTENT_HASH_ANNOTATION, contentHashOf } from '../render/configmaps.js';
+import { CONTENT_HASH_ANNOTATION } from '../render/configmaps.js';
+import { observedContentHash } from './configmap-cache.js';
 import { readyCondition } from './status.js';
 import { SYNC_REQUESTED_ANNOTATION, type ObjectKey } from './reconcile.js';
 
@@ -24,9 +25,12 @@ export function ownerOfConfigMap(cm: V1ConfigMap): ObjectKey | undefined {
   return owner === undefined || namespace === undefined ? undefined : { namespace, name: owner.name };
 }
 
-/** True when someone changed the data so that it no longer matches the hash the operator wrote. */
+/**
+ * True when someone changed the data of a cached ConfigMap so that it no longer matches the
+ * hash the operator wrote.
+ */
 export function configMapDrifted(cm: V1ConfigMap): boolean {
-  return contentHashOf(cm.data ?? {}) !== cm.metadata?.annotations?.[CONTENT_HASH_ANNOTATION];
+  return observedContentHash(cm) !== cm.metadata?.annotations?.[CONTENT_HASH_ANNOTATION];
 }
 
 /**

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { HpcClusterObject } from '../../src/api/hpccluster.js';
 import { nextStatus } from '../../src/controller/status.js';
+import { slimConfigMap } from '../../src/controller/configmap-cache.js';
 import { configMapDrifted, hpcClusterUpdateNeedsSync, ownerOfConfigMap, startupDelayMs } from '../../src/controller/triggers.js';
 import { configMapManifest, renderConfigMaps } from '../../src/render/configmaps.js';
 
@@ -26,8 +27,16 @@ describe('ConfigMap events', () => {
   const written = configMapManifest({ name: 'c', namespace: 'ns', uid: 'uid-1' }, rendered!) as V1ConfigMap;
 
   it('sees no drift in what the operator wrote, and drift in an edit', () => {
-    expect(configMapDrifted(written)).toBe(false);
-    expect(configMapDrifted({ ...written, data: { ...written.data, 'a.uid': '0' } })).toBe(true);
+    expect(configMapDrifted(slimConfigMap(written))).toBe(false);
+    expect(configMapDrifted(slimConfigMap({ ...written, data: { ...written.data, 'a.uid': '0' } }))).toBe(true);
+  });
+
+  it('caches only the content hash and users.json of a ConfigMap, without managedFields', () => {
+    const cached = slimConfigMap({ ...written, metadata: { ...written.metadata, managedFields: [{ manager: 'x' }] } });
+    expect(Object.keys(cached.data ?? {}).sort()).toEqual(['#observed-content-hash', 'users.json']);
+    expect(cached.data?.['users.json']).toBe(written.data?.['users.json']);
+    expect(cached.metadata?.managedFields).toBeUndefined();
+    expect(cached.metadata?.labels).toEqual(written.metadata?.labels);
   });
 
   it('finds the owning HpcCluster from the controller ownerReference', () => {
