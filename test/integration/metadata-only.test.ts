@@ -1,12 +1,24 @@
 // The Secret watch carries metadata only: the operator never receives the data of Secrets
 // it does not read on purpose.
 import { expect, test } from '@jest/globals';
-import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ResilientInformer } from '../../src/controller/informer.js';
 import { metadataOnlyList, metadataOnlyWatches } from '../../src/controller/metadata-only.js';
 import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
 import { waitFor } from '../support/wait-for.js';
+
+/** A Secret informer for `namespace` as the operator builds it: metadata only. */
+function metadataOnlySecrets(kubeConfig: KubeConfig, namespace: string): ResilientInformer<V1Secret> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return new ResilientInformer<V1Secret>({
+    name: 'secrets',
+    kubeConfig: metadataOnlyWatches(kubeConfig),
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    list: () => core.listNamespacedSecret({ namespace }, metadataOnlyList()),
+    logger: pino({ level: 'silent' }),
+  });
+}
 
 test('listed and watched Secrets arrive without their data', async () => {
   const kubeConfig = testKubeConfig();
@@ -14,13 +26,7 @@ test('listed and watched Secrets arrive without their data', async () => {
   const namespace = await createTestNamespace(kubeConfig, 'metadata-only');
   await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'listed' }, stringData: { key: 'listed-value' } } });
 
-  const informer = new ResilientInformer<V1Secret>({
-    name: 'secrets',
-    kubeConfig: metadataOnlyWatches(kubeConfig),
-    path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: () => core.listNamespacedSecret({ namespace }, metadataOnlyList()),
-    logger: pino({ level: 'silent' }),
-  });
+  const informer = metadataOnlySecrets(kubeConfig, namespace);
   const added: V1Secret[] = [];
   informer.on('add', (secret) => added.push(secret));
   try {
@@ -47,15 +53,8 @@ test('listed and watched Secrets arrive without their data', async () => {
 
 test('an empty metadata-only list syncs (the apiserver sends items: null)', async () => {
   const kubeConfig = testKubeConfig();
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   const namespace = await createTestNamespace(kubeConfig, 'metadata-empty');
-  const informer = new ResilientInformer<V1Secret>({
-    name: 'secrets',
-    kubeConfig: metadataOnlyWatches(kubeConfig),
-    path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: () => core.listNamespacedSecret({ namespace }, metadataOnlyList()),
-    logger: pino({ level: 'silent' }),
-  });
+  const informer = metadataOnlySecrets(kubeConfig, namespace);
   try {
     await informer.start();
     expect(informer.list()).toEqual([]);
