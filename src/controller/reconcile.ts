@@ -7,8 +7,7 @@ import {
   configMapManifest,
   CONTENT_HASH_ANNOTATION,
   contentHashOf,
-  MAX_CONFIGMAP_BYTES,
-  oversizedConfigMap,
+  configMapSizeProblem,
   parseUsersJson,
   renderConfigMaps,
   usersConfigMapName,
@@ -205,14 +204,13 @@ export class HpcClusterReconciler {
       listing = await listClusterUsers(this.deps.users, spec, credentials, signal);
     } catch (err) {
       if (!(err instanceof SyncFailure)) throw err;
-      const failure = err;
-      await finish({ reason: failure.reason, message: failure.message, permanent: failure.retry === 'permanent' });
-      if (failure.retry === 'permanent') {
+      await finish({ reason: err.reason, message: err.message, permanent: err.retry === 'permanent' });
+      if (err.retry === 'permanent') {
         this.permanentFailures.set(keyOf(key), memo);
         return {};
       }
-      if (failure.retry === 'quota') throw new RequeueAfterError(failure.retryAfterMs ?? intervalMs, failure.message);
-      throw failure;
+      if (err.retry === 'quota') throw new RequeueAfterError(err.retryAfterMs ?? intervalMs, err.message);
+      throw err;
     }
 
     report.pages = listing.pages;
@@ -220,13 +218,9 @@ export class HpcClusterReconciler {
     const users = listing.users;
     report.users = users.length;
     const rendered = renderConfigMaps(key.name, users);
-    const tooLarge = oversizedConfigMap(rendered);
-    if (tooLarge !== undefined) {
-      await finish({
-        reason: 'ConfigMapTooLarge',
-        message: `ConfigMap ${tooLarge.name} would hold ${tooLarge.size} bytes, over the ${MAX_CONFIGMAP_BYTES}-byte limit; narrow spec.filter`,
-        skipped: listing.skipped,
-      });
+    const sizeProblem = configMapSizeProblem(rendered);
+    if (sizeProblem !== undefined) {
+      await finish({ reason: 'ConfigMapTooLarge', message: sizeProblem, skipped: listing.skipped });
       return requeue();
     }
 

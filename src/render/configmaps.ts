@@ -99,9 +99,12 @@ export function renderConfigMaps(clusterName: string, users: readonly HpcUser[])
   ];
 }
 
-/** The first ConfigMap over the apiserver's size limit, if any. */
-export function oversizedConfigMap(rendered: readonly RenderedConfigMap[]): RenderedConfigMap | undefined {
-  return rendered.find((cm) => cm.size > MAX_CONFIGMAP_BYTES);
+/** What is wrong when a ConfigMap would pass the apiserver's size limit, or undefined. */
+export function configMapSizeProblem(rendered: readonly RenderedConfigMap[]): string | undefined {
+  const tooLarge = rendered.find((cm) => cm.size > MAX_CONFIGMAP_BYTES);
+  return tooLarge === undefined
+    ? undefined
+    : `ConfigMap ${tooLarge.name} would hold ${tooLarge.size} bytes, over the ${MAX_CONFIGMAP_BYTES}-byte limit; narrow spec.filter`;
 }
 
 /**

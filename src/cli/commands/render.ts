@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import { API_VERSION, KIND, validateSpec } from '../../api/hpccluster.js';
 import { credentialsFromSecret, listClusterUsers } from '../../controller/sync.js';
-import { configMapManifest, MAX_CONFIGMAP_BYTES, oversizedConfigMap, renderConfigMaps } from '../../render/configmaps.js';
+import { configMapManifest, configMapSizeProblem, renderConfigMaps } from '../../render/configmaps.js';
 import { HpcUserSource } from '../../provider/user-source.js';
 import { ACCESS_KEY_ID_ENV, SECRET_ACCESS_KEY_ENV } from './list-users.js';
 import { optionalString, requireString, UsageError, type Command } from '../command.js';
@@ -89,10 +89,8 @@ Exit status: 0 rendered, 1 the sync failed (one-line reason on stderr), 2 usage 
       const listing = await listClusterUsers(source, spec, credentials);
       for (const row of listing.skipped) process.stderr.write(`skipped ${JSON.stringify(row.username)}: ${row.reason}\n`);
       const rendered = renderConfigMaps(name, listing.users);
-      const tooLarge = oversizedConfigMap(rendered);
-      if (tooLarge !== undefined) {
-        throw new Error(`ConfigMap ${tooLarge.name} would hold ${tooLarge.size} bytes, over the ${MAX_CONFIGMAP_BYTES}-byte limit; narrow spec.filter`);
-      }
+      const sizeProblem = configMapSizeProblem(rendered);
+      if (sizeProblem !== undefined) throw new Error(sizeProblem);
       const documents = rendered.map((cm) => stringify(configMapManifest({ name, namespace }, cm), { lineWidth: 0 }));
       process.stdout.write(documents.map((doc) => `---\n${doc}`).join(''));
       process.stderr.write(`${listing.users.length} users, ${listing.skipped.length} skipped, ${listing.pages} pages\n`);
