@@ -49,3 +49,15 @@ export function optionalString(values: FlagValues, name: string): string | undef
   const value = values[name];
   return typeof value === 'string' ? value : undefined;
 }
+
+/** An integer flag of at least `min`, or `fallback` when absent; anything else is a UsageError. */
+export function integerFlag(values: FlagValues, name: string, fallback: number, min: number): number {
+  const text = optionalString(values, name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min) {
+    const kind = min === 0 ? 'a non-negative integer' : min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
+    throw new UsageError(`--${name} must be ${kind}, got "${text}"`);
+  }
+  return value;
+}

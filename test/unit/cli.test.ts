@@ -1,4 +1,5 @@
 import { describe, expect, it, jest } from '@jest/globals';
+import { integerFlag, UsageError } from '../../src/cli/command.js';
 import { main } from '../../src/cli/main.js';
 
 describe('hpc-user-operator CLI', () => {
@@ -20,5 +21,22 @@ describe('hpc-user-operator CLI', () => {
     } finally {
       err.mockRestore();
     }
+  });
+});
+
+describe('integerFlag', () => {
+  it('reads an integer at or above its minimum, and the fallback when absent', () => {
+    expect(integerFlag({ n: '4' }, 'n', 1, 1)).toBe(4);
+    expect(integerFlag({ n: '0' }, 'n', 1, 0)).toBe(0);
+    expect(integerFlag({}, 'n', 7, 1)).toBe(7);
+  });
+
+  it.each([
+    ['0', 1, '--n must be a positive integer, got "0"'],
+    ['-1', 0, '--n must be a non-negative integer, got "-1"'],
+    ['2.5', 0, '--n must be a non-negative integer, got "2.5"'],
+    ['3', 5, '--n must be an integer of at least 5, got "3"'],
+  ])('refuses %j below or beside minimum %i', (text, min, message) => {
+    expect(() => integerFlag({ n: text }, 'n', 1, min)).toThrow(new UsageError(message));
   });
 });

@@ -8,7 +8,7 @@ import { rateLimitOf, RateLimiterRegistry, type RateLimit } from '../../provider
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
 import { loadKubeConfig } from '../../runtime/kubeconfig.js';
-import { optionalString, UsageError, type Command, type FlagValues } from '../command.js';
+import { integerFlag, optionalString, UsageError, type Command, type FlagValues } from '../command.js';
 
 const DEFAULTS = {
   concurrency: 4,
@@ -37,14 +37,6 @@ function durationFlag(values: FlagValues, name: string, fallback: string): numbe
   const ms = parseDuration(text);
   if (ms === undefined) throw new UsageError(`--${name} must be a duration like 30s or 2m, got "${text}"`);
   return ms;
-}
-
-function positiveIntFlag(values: FlagValues, name: string, fallback: number): number {
-  const text = optionalString(values, name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 export const runControllerCommand: Command = {
@@ -94,7 +86,7 @@ Flags:
       .split(',')
       .map((ns) => ns.trim())
       .filter((ns) => ns !== '');
-    const concurrency = positiveIntFlag(values, 'concurrency', DEFAULTS.concurrency);
+    const concurrency = integerFlag(values, 'concurrency', DEFAULTS.concurrency, 1);
     const drainTimeoutMs = durationFlag(values, 'drain-timeout', DEFAULTS.drainTimeout);
     const timeoutMs = durationFlag(values, 'provider-timeout', DEFAULTS.providerTimeout);
     const caFile = optionalString(values, 'provider-ca-file');

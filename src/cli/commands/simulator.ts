@@ -1,16 +1,9 @@
-import { UsageError, optionalString, type Command, type FlagValues } from '../command.js';
+import { integerFlag, UsageError, optionalString, type Command, type FlagValues } from '../command.js';
 import { DEV_ACCESS_KEY, startSimulator, type AccessKey } from '../../provider/simulator/server.js';
 import { DEFAULT_ZONE, generateUsers, loadUsersFile, type ClusterSeed } from '../../provider/simulator/store.js';
 import type { QuotaConfig } from '../../provider/simulator/quota.js';
 
 const DEFAULT_CLUSTER_ID = 'hpc-qig9xu97';
-
-function integerFlag(values: FlagValues, name: string, fallback: number): number {
-  const text = optionalString(values, name);
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text)) throw new UsageError(`--${name} must be a non-negative integer, got "${text}"`);
-  return Number(text);
-}
 
 function accessKeysFlag(values: FlagValues): AccessKey[] {
   const given = values['access-key'];
@@ -36,7 +29,7 @@ async function clustersFlag(values: FlagValues, seed: number): Promise<ClusterSe
   if (file !== undefined && generate !== undefined) throw new UsageError('give --users or --generate, not both');
   if (file !== undefined) return loadUsersFile(file);
   const id = optionalString(values, 'cluster-id') ?? DEFAULT_CLUSTER_ID;
-  return [{ id, users: generateUsers(integerFlag(values, 'generate', 0), seed) }];
+  return [{ id, users: generateUsers(integerFlag(values, 'generate', 0, 0), seed) }];
 }
 
 export const simulatorCommand: Command = {
@@ -99,10 +92,10 @@ Faults (PATCH /_admin/faults), e.g. {"error":{"retCode":5100,"next":2}}:
     seed: { type: 'string' },
   },
   async run(values) {
-    const seed = integerFlag(values, 'seed', 1);
+    const seed = integerFlag(values, 'seed', 1, 0);
     const accessKeys = accessKeysFlag(values);
     const simulator = await startSimulator({
-      port: integerFlag(values, 'port', 0),
+      port: integerFlag(values, 'port', 0, 0),
       host: optionalString(values, 'host'),
       accessKeys,
       clusters: await clustersFlag(values, seed),
