@@ -5,6 +5,7 @@ import {
   type HpcClusterStatus,
 } from '../api/hpccluster.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
+import { formatTimestamp } from '../runtime/clock.js';
 
 /**
  * The pure status logic: from the previous status and the outcome of one reconcile, the next
@@ -76,7 +77,7 @@ export function nextStatus(
   now: Date,
   configMaps: string[],
 ): HpcClusterStatus {
-  const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const at = formatTimestamp(now);
   const prev = previous ?? {};
   const next: HpcClusterStatus = { ...prev, observedGeneration: generation, configMaps };
   const conditions = prev.conditions;

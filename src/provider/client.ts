@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import fetch from 'node-fetch';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import { formatTimestamp, systemClock, type Clock } from '../runtime/clock.js';
 import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
 import { duplicateRowProblem, laterPageOffsets, pageProblem } from './pagination.js';
 import { sharedRateLimiters, type TokenBucket } from './rate-limiter.js';
@@ -10,7 +10,6 @@ import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
 import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from './signature.js';
 import {
   API_VERSION,
-  formatTimestamp,
   LIST_USERS_PATH,
   MAX_PAGE_SIZE,
   parseListUsersResponse,

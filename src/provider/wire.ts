@@ -11,11 +11,6 @@ export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 10;
 export const API_VERSION = '1';
 
-/** `YYYY-MM-DDThh:mm:ssZ`, UTC, no milliseconds. */
-export function formatTimestamp(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 const wireString = z.string().nullable().optional();
 
 /** One user row as sent: every value a string or null. */

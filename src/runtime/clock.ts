@@ -32,3 +32,8 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** RFC 3339 in UTC and whole seconds, `YYYY-MM-DDThh:mm:ssZ`: the provider's timestamps and status times. */
+export function formatTimestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

@@ -7,7 +7,8 @@ import {
   type SimulatorOptions,
 } from '../../src/provider/simulator/server.js';
 import { generateUsers } from '../../src/provider/simulator/store.js';
-import { formatTimestamp, type WireUser } from '../../src/provider/wire.js';
+import { formatTimestamp } from '../../src/runtime/clock.js';
+import type { WireUser } from '../../src/provider/wire.js';
 import { admin, signedGet, type Answer } from '../support/simulator-http.js';
 import { waitFor } from '../support/wait-for.js';
 

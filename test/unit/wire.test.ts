@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { formatTimestamp, parseListUsersPage, parseListUsersResponse } from '../../src/provider/wire.js';
+import { parseListUsersPage, parseListUsersResponse } from '../../src/provider/wire.js';
+import { formatTimestamp } from '../../src/runtime/clock.js';
 
 const ROW = {
   cluster_id: 'hpc-qig9xu97',
