@@ -133,7 +133,7 @@ export class Manager {
       registry: metrics.registry,
       isReady: () => this.synced,
     });
-    await Promise.all([...this.hpcClusters.all(), ...this.configMaps.all(), ...this.secrets.all()].map((informer) => informer.start()));
+    await Promise.all(this.allInformers().map((informer) => informer.start()));
     this.synced = true;
     logger.info({ namespaces: this.options.namespaces.length === 0 ? 'all' : this.options.namespaces }, 'caches synced');
     if (this.elector === undefined) {
@@ -169,7 +169,7 @@ export class Manager {
     this.leading = false;
     await this.queue.shutdown(drainTimeoutMs);
     await this.elector?.stop();
-    for (const informer of [...this.hpcClusters.all(), ...this.configMaps.all(), ...this.secrets.all()]) informer.stop();
+    for (const informer of this.allInformers()) informer.stop();
     await this.server?.close();
     this.options.userSource.close();
   }
@@ -189,15 +189,18 @@ export class Manager {
     }
   }
 
+  /** Events count only once this replica leads, which is after the caches synced: start-up enqueues the rest. */
   private enqueue(key: ObjectKey | undefined): void {
     if (key !== undefined && this.leading) this.queue.add(keyOf(key));
   }
 
+  private allInformers(): Pick<ResilientInformer<KubernetesObject>, 'start' | 'stop'>[] {
+    return [...this.hpcClusters.all(), ...this.configMaps.all(), ...this.secrets.all()];
+  }
+
   private wireEvents(): void {
     for (const informer of this.hpcClusters.all()) {
-      informer.on('add', (object) => {
-        if (this.synced) this.enqueue(objectKey(object));
-      });
+      informer.on('add', (object) => this.enqueue(objectKey(object)));
       informer.on('update', (object, old) => {
         if (hpcClusterUpdateNeedsSync(object, old)) this.enqueue(objectKey(object));
       });
@@ -216,7 +219,6 @@ export class Manager {
     }
     for (const informer of this.secrets.all()) {
       const onSecret = (secret: V1Secret): void => {
-        if (!this.synced) return;
         const namespace = secret.metadata?.namespace;
         const name = secret.metadata?.name;
         for (const object of this.hpcClusters.list()) {
