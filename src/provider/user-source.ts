@@ -85,7 +85,8 @@ export type HpcUserSourceOptions = Partial<Omit<HpcApiClientOptions, 'endpoint' 
 
 /** The Shanhe Cloud / QingCloud HPC API as a UserSource; one keep-alive client per endpoint and key. */
 export class HpcUserSource implements UserSource {
-  private readonly clients = new Map<string, HpcApiClient>();
+  /** One client per endpoint and access key, with the digest of the secret it signs with. */
+  private readonly clients = new Map<string, { secretDigest: string; client: HpcApiClient }>();
 
   private readonly rateLimiters: RateLimiterRegistry;
   private readonly clientOptions: Partial<HpcApiClientOptions>;
@@ -119,31 +120,25 @@ export class HpcUserSource implements UserSource {
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close();
+    for (const { client } of this.clients.values()) client.close();
     this.clients.clear();
   }
 
   private clientFor(target: ProviderTarget, credentials: ProviderCredentials): HpcApiClient {
-    // Keyed by a digest of the secret too, so a rotated Secret gets a fresh client.
+    const key = [target.endpoint, String(target.allowInsecureHttp), credentials.accessKeyId].join('\n');
+    // The secret's digest tells a rotated Secret, which gets a fresh client; the old one closes.
     const secretDigest = createHash('sha256').update(credentials.secretAccessKey).digest('hex');
-    const key = [target.endpoint, String(target.allowInsecureHttp), credentials.accessKeyId, secretDigest].join('\n');
-    let client = this.clients.get(key);
-    if (client === undefined) {
-      for (const [otherKey, other] of this.clients) {
-        if (otherKey.startsWith(`${target.endpoint}\n${String(target.allowInsecureHttp)}\n${credentials.accessKeyId}\n`)) {
-          other.close();
-          this.clients.delete(otherKey);
-        }
-      }
-      client = this.createClient({
-        ...this.clientOptions,
-        endpoint: target.endpoint,
-        allowInsecureHttp: target.allowInsecureHttp,
-        credentials,
-        rateLimiter: this.rateLimiters.forAccessKey(credentials.accessKeyId),
-      });
-      this.clients.set(key, client);
-    }
+    const cached = this.clients.get(key);
+    if (cached !== undefined && cached.secretDigest === secretDigest) return cached.client;
+    cached?.client.close();
+    const client = this.createClient({
+      ...this.clientOptions,
+      endpoint: target.endpoint,
+      allowInsecureHttp: target.allowInsecureHttp,
+      credentials,
+      rateLimiter: this.rateLimiters.forAccessKey(credentials.accessKeyId),
+    });
+    this.clients.set(key, { secretDigest, client });
     return client;
   }
 }
