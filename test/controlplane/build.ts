@@ -12,6 +12,7 @@ const goModuleDir = join(dirname(fileURLToPath(import.meta.url)), 'go');
 
 const mainPackages = {
   'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+  'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
   kubectl: 'k8s.io/kubernetes/cmd/kubectl',
   // The module root is etcd's main package; `go build -o <dir>/` names it after the module
   // path without its major version suffix.
