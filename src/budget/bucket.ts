@@ -1,0 +1,61 @@
+import type { RateLimit } from '../provider/rate-limiter.js';
+
+/** Whether a sync may have its calls now, and if not, when to ask again. */
+export type Reservation = { granted: true } | { granted: false; retryAt: number };
+
+/**
+ * A token bucket that never makes anyone wait: a sync reserves what it expects to spend
+ * before it starts and is told "now" or "come back at T"; every call it then makes is
+ * taken at once, even below zero (a list that grew since its last sync), and the debt
+ * delays later reservations. A reservation is released when the sync ends: until then
+ * its calls count twice, which errs on the safe side.
+ */
+export class CallBucket {
+  private tokens: number;
+  private updatedAt: number;
+  private reserved = 0;
+  private readonly perMs: number;
+
+  constructor(
+    readonly limit: RateLimit,
+    now: number,
+  ) {
+    this.tokens = limit.capacity;
+    this.updatedAt = now;
+    this.perMs = limit.refill / limit.intervalMs;
+  }
+
+  /**
+   * Reserves `cost` calls when the bucket holds them and still `keep` more (the share kept
+   * for on-demand syncs). A sync dearer than the whole bucket needs a full bucket.
+   */
+  reserve(cost: number, keep: number, now: number): Reservation {
+    const need = Math.min(this.limit.capacity, Math.max(1, cost) + keep);
+    const short = need - this.available(now);
+    if (short > 0) return { granted: false, retryAt: now + Math.ceil(short / this.perMs) };
+    this.reserved += cost;
+    return { granted: true };
+  }
+
+  /** Gives back a reservation when its sync ends. */
+  release(cost: number): void {
+    this.reserved = Math.max(0, this.reserved - cost);
+  }
+
+  /** One call made: taken at once, whatever is left. */
+  spend(now: number): void {
+    this.refillTo(now);
+    this.tokens -= 1;
+  }
+
+  /** Tokens neither spent nor reserved (fractional while refilling; negative while in debt). */
+  available(now: number): number {
+    this.refillTo(now);
+    return this.tokens - this.reserved;
+  }
+
+  private refillTo(now: number): void {
+    this.tokens = Math.min(this.limit.capacity, this.tokens + Math.max(0, now - this.updatedAt) * this.perMs);
+    this.updatedAt = Math.max(this.updatedAt, now);
+  }
+}
