@@ -50,6 +50,8 @@ export function buildCrd(): Record<string, unknown> {
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
             { name: 'Last Sync', type: 'date', jsonPath: '.status.lastSuccessfulSyncTime' },
+            { name: 'Interval', type: 'string', jsonPath: '.spec.syncInterval', priority: 1 },
+            { name: 'Effective Interval', type: 'string', jsonPath: '.status.effectiveSyncInterval', priority: 1 },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {

@@ -191,6 +191,13 @@ export const hpcClusterStatusSchema = z
     skippedUserCount: z.number().int().min(0).optional().describe('Number of rows skipped in the last sync.'),
     lastSyncTime: z.string().optional().describe('Last sync attempt (RFC 3339).').meta({ format: 'date-time' }),
     lastSuccessfulSyncTime: z.string().optional().describe('Last successful sync (RFC 3339).').meta({ format: 'date-time' }),
+    effectiveSyncInterval: z
+      .string()
+      .regex(new RegExp(DURATION_PATTERN))
+      .optional()
+      .describe(
+        "The interval the operator syncs at when it differs from spec.syncInterval: the access key's call budget cannot serve every resource on it at its own interval, so intervals are stretched fairly.",
+      ),
     configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
   })
   .describe('What the operator observed and wrote on the last reconcile.');

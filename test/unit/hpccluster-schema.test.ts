@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { buildCrd, crdYaml } from '../../src/api/crd.js';
-import { parseDuration } from '../../src/api/duration.js';
+import { formatDuration, parseDuration } from '../../src/api/duration.js';
 import { validateSpec } from '../../src/api/hpccluster.js';
 
 const minimal = { clusterId: 'hpc-qig9xu97', zone: 'jinan1a', credentialsSecretRef: { name: 'shanhe-api-key' } };
@@ -56,6 +56,19 @@ describe('parseDuration', () => {
   ])('reads %s', (text, ms) => expect(parseDuration(text)).toBe(ms));
 
   it.each(['', '10', 'm', '10d', '-5s', '1h 30m'])('refuses %j', (text) => expect(parseDuration(text)).toBeUndefined());
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [45_000, '45s'],
+    [140_000, '2m20s'],
+    [5_400_000, '1h30m'],
+    [3_600_000, '1h'],
+    [1_500, '2s'],
+  ])('writes %d ms as %s, which parseDuration reads back', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+    expect(parseDuration(text)).toBe(Math.ceil(ms / 1000) * 1000);
+  });
 });
 
 describe('the CRD', () => {
