@@ -8,11 +8,11 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../src/api/hpccluster.js';
 import { ResilientInformer, type InformerListResult } from '../src/controller/informer.js';
 import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/reconcile.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../src/provider/simulator/server.js';
-import { generateUsers } from '../src/provider/simulator/store.js';
-import { kubectlPath } from '../test/controlplane/build.js';
-import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile } from '../test/controlplane/controlplane.js';
-import { createTestNamespace } from '../test/support/cluster.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
+import { generateUsers } from '../tools/simulator/store.js';
+import { kubectlPath } from '../tools/controlplane/build.js';
+import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
+import { createTestNamespace } from '../tools/harness/cluster.js';
 import {
   apiserverWrites,
   createCredentialsSecret,
@@ -22,9 +22,9 @@ import {
   operatorKubeConfig,
   patchHpcCluster,
   readyOf,
-} from '../test/support/operator.js';
-import { spawnOperator } from '../test/support/operator-process.js';
-import { waitFor } from '../test/support/wait-for.js';
+} from '../tools/harness/operator.js';
+import { spawnOperator } from '../tools/harness/operator-process.js';
+import { waitFor } from '../tools/harness/wait-for.js';
 
 /**
  * The controller end to end: `hpc-user-operator run` as a child process, acting as its

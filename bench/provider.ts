@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import { validateUsers } from '../src/domain/validate.js';
 import { HpcApiClient } from '../src/provider/client.js';
 import { TokenBucket } from '../src/provider/rate-limiter.js';
-import { DEV_ACCESS_KEY } from '../src/provider/simulator/server.js';
+import { DEV_ACCESS_KEY } from '../tools/simulator/server.js';
 
 /**
  * The provider client listing every user of a simulated cluster. The simulator runs in a

@@ -1,8 +1,8 @@
 // The simulator as a child of a benchmark: `node --import tsx bench/simulator-process.ts CLUSTER N`
 // serves N generated users in CLUSTER and prints its URL once it listens. Only the simulator
 // module is loaded, so the child does not depend on the rest of the CLI.
-import { startSimulator } from '../src/provider/simulator/server.js';
-import { generateUsers } from '../src/provider/simulator/store.js';
+import { startSimulator } from '../tools/simulator/server.js';
+import { generateUsers } from '../tools/simulator/store.js';
 
 const [clusterId = 'hpc-bench', count = '0'] = process.argv.slice(2);
 const simulator = await startSimulator({

@@ -14,13 +14,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { prettyFactory } from 'pino-pretty';
-import { DEV_ACCESS_KEY } from '../src/provider/simulator/server.js';
-import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from '../test/controlplane/build.js';
-import { isAlive, loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../test/controlplane/controlplane.js';
-import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../test/support/operator.js';
+import { DEV_ACCESS_KEY } from '../tools/simulator/server.js';
+import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from '../tools/controlplane/build.js';
+import { isAlive, loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../tools/controlplane/controlplane.js';
+import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../tools/harness/operator.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const guardScript = join(projectRoot, 'test', 'controlplane', 'guard.sh');
+const guardScript = join(projectRoot, 'tools', 'controlplane', 'guard.sh');
 const cliMain = join(projectRoot, 'src', 'cli', 'main.ts');
 const sampleUsersFile = join(projectRoot, 'dev', 'sample-users.yaml');
 
@@ -47,7 +47,7 @@ const readyTimeoutMs = 60_000;
 /** dev.json: written once everything runs, removed on exit; tests check the pids are gone after. */
 export interface DevState {
   pid: number;
-  /** Each process's guard (test/controlplane/guard.sh): a guard exits only after its process. */
+  /** Each process's guard (tools/controlplane/guard.sh): a guard exits only after its process. */
   guardPids: Record<'kube-apiserver' | 'etcd' | 'simulator' | 'operator', number | undefined>;
 }
 

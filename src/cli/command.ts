@@ -16,8 +16,25 @@ export interface Command {
   run(values: FlagValues, positionals: string[]): Promise<number>;
 }
 
-/** A user mistake on the command line: printed as one line, exit status 2. */
-export class UsageError extends Error {}
+/**
+ * A command whose module is loaded only when it runs; the command list needs only its name and
+ * summary. For a development tool that is not part of every install.
+ */
+export interface DeferredCommand {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+/**
+ * A user mistake on the command line: printed as one line, exit status 2. Recognised by its
+ * name, since a deferred command's module brings its own copy of this class.
+ */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const isUsageError = (err: unknown): err is UsageError => err instanceof Error && err.name === 'UsageError';
 
 export async function runCommand(command: Command, argv: string[]): Promise<number> {
   let parsed;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runCommand, UsageError, type Command } from './command.js';
+import { isUsageError, runCommand, type Command, type DeferredCommand } from './command.js';
 import { crdCommand } from './commands/crd.js';
 import { listUsersCommand } from './commands/list-users.js';
 import { renderCommand } from './commands/render.js';
@@ -9,7 +9,7 @@ import { runControllerCommand } from './commands/run.js';
 import { simulatorCommand } from './commands/simulator.js';
 
 /** Every subcommand; each lives in its own module under `commands/`. */
-const COMMANDS: Command[] = [runControllerCommand, renderCommand, crdCommand, listUsersCommand, simulatorCommand];
+const COMMANDS: (Command | DeferredCommand)[] = [runControllerCommand, renderCommand, crdCommand, listUsersCommand, simulatorCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length), 4);
@@ -32,15 +32,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry === undefined) {
     process.stderr.write(`hpc-user-operator: unknown command "${name}"\n\n${usage()}\n`);
     return 2;
   }
   try {
+    const command = 'load' in entry ? await entry.load() : entry;
     return await runCommand(command, rest);
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (isUsageError(err)) {
       process.stderr.write(`hpc-user-operator ${name}: ${err.message}\n`);
       return 2;
     }

@@ -3,8 +3,8 @@
 import { expect, test } from '@jest/globals';
 import { CoreV1Api, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import { useOwnControlPlane } from '../support/own-control-plane.js';
-import { createTestNamespace } from '../support/cluster.js';
-import { waitFor } from '../support/wait-for.js';
+import { createTestNamespace } from '../../tools/harness/cluster.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 const own = useOwnControlPlane();
 

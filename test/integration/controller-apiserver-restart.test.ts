@@ -3,10 +3,10 @@
 // would break the tests beside it.
 import { afterAll, beforeAll, test } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import { createTestNamespace } from '../support/cluster.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
+import { createTestNamespace } from '../../tools/harness/cluster.js';
 import { useOwnControlPlane } from '../support/own-control-plane.js';
-import { createCredentialsSecret, createHpcCluster, installCrd, operatorKubeConfig, startOperator, waitForReady, type RunningOperator } from '../support/operator.js';
+import { createCredentialsSecret, createHpcCluster, installCrd, operatorKubeConfig, startOperator, waitForReady, type RunningOperator } from '../../tools/harness/operator.js';
 
 const own = useOwnControlPlane();
 let admin: KubeConfig;

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import { writeKubeConfigFile } from '../controlplane/controlplane.js';
-import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
-import { createCredentialsSecret, createHpcCluster, installCrd, operatorKubeConfig, patchHpcCluster, readHpcCluster, waitForReady } from '../support/operator.js';
-import { spawnOperator, type OperatorProcess } from '../support/operator-process.js';
-import { waitFor } from '../support/wait-for.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
+import { writeKubeConfigFile } from '../../tools/controlplane/controlplane.js';
+import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { createCredentialsSecret, createHpcCluster, installCrd, operatorKubeConfig, patchHpcCluster, readHpcCluster, waitForReady } from '../../tools/harness/operator.js';
+import { spawnOperator, type OperatorProcess } from '../../tools/harness/operator-process.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 let admin: KubeConfig;
 let namespace: string;

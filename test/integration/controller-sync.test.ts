@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import type { HpcUser } from '../../src/domain/user.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import type { FaultPatch } from '../../src/provider/simulator/faults.js';
-import type { SimulatedUser } from '../../src/provider/simulator/store.js';
-import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
+import type { FaultPatch } from '../../tools/simulator/faults.js';
+import type { SimulatedUser } from '../../tools/simulator/store.js';
+import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import {
   createCredentialsSecret,
   createHpcCluster,
@@ -20,8 +20,8 @@ import {
   startOperator,
   waitForReady,
   type RunningOperator,
-} from '../support/operator.js';
-import { waitFor } from '../support/wait-for.js';
+} from '../../tools/harness/operator.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 let admin: KubeConfig;
 let core: CoreV1Api;

@@ -2,8 +2,8 @@
 // none, and a change makes exactly the writes it needs.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
+import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import {
   apiserverWrites,
   createCredentialsSecret,
@@ -14,8 +14,8 @@ import {
   startOperator,
   waitForReady,
   type RunningOperator,
-} from '../support/operator.js';
-import { waitFor } from '../support/wait-for.js';
+} from '../../tools/harness/operator.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 let admin: KubeConfig;
 let namespace: string;

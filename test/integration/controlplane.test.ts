@@ -17,10 +17,10 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { kubectlPath } from '../controlplane/build.js';
-import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
-import { createTestNamespace, deleteTestNamespace, expectApiError, testKubeConfig, testKubeconfigPath } from '../support/cluster.js';
-import { waitFor } from '../support/wait-for.js';
+import { kubectlPath } from '../../tools/controlplane/build.js';
+import { serviceAccountKubeConfig, writeKubeConfigFile } from '../../tools/controlplane/controlplane.js';
+import { createTestNamespace, deleteTestNamespace, expectApiError, testKubeConfig, testKubeconfigPath } from '../../tools/harness/cluster.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 const runFile = promisify(execFile);
 

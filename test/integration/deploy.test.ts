@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import { helm, kubectl, serverSideDryRun } from '../support/tools.js';
 
 interface Manifest {

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, expect, test } from '@jest/globals';
 import type { DevState } from '../../dev/dev.js';
-import { loadKubeConfig } from '../controlplane/controlplane.js';
-import { readHpcCluster, readyOf } from '../support/operator.js';
-import { waitFor } from '../support/wait-for.js';
+import { loadKubeConfig } from '../../tools/controlplane/controlplane.js';
+import { readHpcCluster, readyOf } from '../../tools/harness/operator.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 const execFileAsync = promisify(execFile);
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));

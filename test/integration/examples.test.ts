@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
-import { installCrd } from '../support/operator.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { installCrd } from '../../tools/harness/operator.js';
 import { serverSideDryRun } from '../support/tools.js';
 
 const examplesDir = fileURLToPath(new URL('../../deploy/examples', import.meta.url));

@@ -11,10 +11,10 @@ import {
   type ResilientInformerOptions,
 } from '../../src/controller/informer.js';
 import { compactEtcd } from '../support/etcd.js';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 interface RecordedEvent {
   type: 'add' | 'update' | 'delete';

@@ -2,9 +2,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector, type LeaderElectorOptions } from '../../src/controller/leader.js';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 const waitOptions = { timeoutMs: 30_000, intervalMs: 50 };
 

@@ -5,8 +5,8 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import { pino } from 'pino';
 import { ResilientInformer } from '../../src/controller/informer.js';
 import { metadataOnlyList, metadataOnlyWatches } from '../../src/controller/metadata-only.js';
-import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
-import { waitFor } from '../support/wait-for.js';
+import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 /** A Secret informer for `namespace` as the operator builds it: metadata only. */
 function metadataOnlySecrets(kubeConfig: KubeConfig, namespace: string): ResilientInformer<V1Secret> {

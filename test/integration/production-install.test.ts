@@ -12,14 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
-import { writeKubeConfigFile } from '../controlplane/controlplane.js';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../support/cluster.js';
-import { installCrd, operatorKubeConfig } from '../support/operator.js';
+import { writeKubeConfigFile } from '../../tools/controlplane/controlplane.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { installCrd, operatorKubeConfig } from '../../tools/harness/operator.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 import { runTool } from '../support/tools.js';
-import { waitFor } from '../support/wait-for.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const guardScript = join(root, 'test/controlplane/guard.sh');
+const guardScript = join(root, 'tools/controlplane/guard.sh');
 
 let admin: KubeConfig;
 let namespace: string;
@@ -54,6 +54,11 @@ test('has no development dependency to lean on', () => {
   expect(existsSync(join(appDir, 'node_modules/@kubernetes/client-node'))).toBe(true);
   expect(existsSync(join(appDir, 'node_modules/typescript'))).toBe(false);
   expect(existsSync(join(appDir, 'node_modules/tsx'))).toBe(false);
+});
+
+test('leaves the simulator out: the command says it is a development tool and where to get it', async () => {
+  await expect(main(['simulator'])).rejects.toThrow(/exited with 1:\nhpc-user-operator simulator: the provider API simulator is a development tool, not part of this install: run it from a checkout/);
+  expect(existsSync(join(appDir, 'dist/provider/simulator'))).toBe(false);
 });
 
 test('prints its usage and the run command\'s flags', async () => {

@@ -1,8 +1,8 @@
 // The one control plane the integration tests share, started by Jest's global setup and
 // stopped by its global teardown. Both run in Jest's main process but load this module
 // separately, so the running control plane is kept on globalThis between them.
-import { binariesBuilt, buildControlPlane, buildHelm, HELM_VERSION, helmBuilt } from '../controlplane/build.js';
-import { startControlPlane, type ControlPlane } from '../controlplane/controlplane.js';
+import { binariesBuilt, buildControlPlane, buildHelm, HELM_VERSION, helmBuilt } from '../../tools/controlplane/build.js';
+import { startControlPlane, type ControlPlane } from '../../tools/controlplane/controlplane.js';
 
 const key = Symbol.for('hpc-user-operator.test.sharedControlPlane');
 const holder = globalThis as { [key]?: ControlPlane };

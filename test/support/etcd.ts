@@ -1,7 +1,7 @@
 // Direct access to a test control plane's etcd, for what only etcd can do: compaction, which
 // makes a watch from an older resourceVersion fail with 410 Gone.
 import { readdirSync, readFileSync } from 'node:fs';
-import type { ControlPlane } from '../controlplane/controlplane.js';
+import type { ControlPlane } from '../../tools/controlplane/controlplane.js';
 
 /**
  * The etcd URL of `controlPlane`, read from its kube-apiserver's command line (the harness

@@ -2,7 +2,7 @@
 // doing that to the shared one would break the tests running beside them.
 import { afterAll, beforeAll } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig, startControlPlane, type ControlPlane } from '../controlplane/controlplane.js';
+import { loadKubeConfig, startControlPlane, type ControlPlane } from '../../tools/controlplane/controlplane.js';
 
 export interface OwnControlPlane {
   /** Set once beforeAll has run. */

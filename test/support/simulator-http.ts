@@ -2,7 +2,7 @@
 // simulator's tests do not depend on the provider client.
 import type { Clock } from '../../src/runtime/clock.js';
 import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from '../../src/provider/signature.js';
-import { DEV_ACCESS_KEY, type AccessKey, type Simulator } from '../../src/provider/simulator/server.js';
+import { DEV_ACCESS_KEY, type AccessKey, type Simulator } from '../../tools/simulator/server.js';
 import { API_VERSION, LIST_USERS_PATH } from '../../src/provider/wire.js';
 import { formatTimestamp } from '../../src/runtime/clock.js';
 

@@ -1,8 +1,8 @@
 // Command-line tools driven as users drive them: any program, and the kubectl and helm built
 // with the control plane, kubectl acting as the shared control plane's admin.
 import { spawn } from 'node:child_process';
-import { helmPath, kubectlPath } from '../controlplane/build.js';
-import { testKubeconfigPath } from './cluster.js';
+import { helmPath, kubectlPath } from '../../tools/controlplane/build.js';
+import { testKubeconfigPath } from '../../tools/harness/cluster.js';
 
 export interface ToolOutput {
   stdout: string;

@@ -8,8 +8,8 @@ import { parse } from 'yaml';
 import { API_VERSION, KIND, type HpcClusterStatus } from '../../src/api/hpccluster.js';
 import { nextStatus, type SyncOutcome } from '../../src/controller/status.js';
 import type { HpcUser } from '../../src/domain/user.js';
-import { buildHealthRunner } from '../argocd/build.js';
-import { cmPatchPath, HEALTH_KEY, healthScriptPath, readHealthScript, renderCmPatch } from '../argocd/cm-patch.js';
+import { buildHealthRunner } from '../../tools/argocd/build.js';
+import { cmPatchPath, HEALTH_KEY, healthScriptPath, readHealthScript, renderCmPatch } from '../../tools/argocd/cm-patch.js';
 
 interface Health {
   status?: string;

@@ -1,7 +1,7 @@
 // `hpc-user-operator list-users`, run in-process against the simulator.
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { main } from '../../src/cli/main.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 
 const CLUSTER = 'hpc-qig9xu97';
 let sim: Simulator;

@@ -5,8 +5,8 @@ import { HpcApiClient, type HpcApiClientOptions, type ListUsersQuery, type Reque
 import type { Clock } from '../../src/runtime/clock.js';
 import { ProviderError } from '../../src/provider/errors.js';
 import { RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../src/provider/simulator/server.js';
-import { generateUsers } from '../../src/provider/simulator/store.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../tools/simulator/server.js';
+import { generateUsers } from '../../tools/simulator/store.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const CLUSTER = 'hpc-qig9xu97';

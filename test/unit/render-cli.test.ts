@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { parseAllDocuments } from 'yaml';
 import { main } from '../../src/cli/main.js';
 import { renderConfigMaps } from '../../src/render/configmaps.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'render-cli-'));
 let sim: Simulator;

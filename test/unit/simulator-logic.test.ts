@@ -11,12 +11,12 @@ import {
   invalidRows,
   listUsersBody,
   truncateBody,
-} from '../../src/provider/simulator/faults.js';
-import { pageOf, selectRows } from '../../src/provider/simulator/listing.js';
-import { seededRandom } from '../../src/provider/simulator/prng.js';
-import { FixedWindowQuota } from '../../src/provider/simulator/quota.js';
-import { checkListUsersRequest } from '../../src/provider/simulator/request.js';
-import { FIRST_GENERATED_UID, generateUsers, loadUsersFile, toWireRow, UserStore } from '../../src/provider/simulator/store.js';
+} from '../../tools/simulator/faults.js';
+import { pageOf, selectRows } from '../../tools/simulator/listing.js';
+import { seededRandom } from '../../tools/simulator/prng.js';
+import { FixedWindowQuota } from '../../tools/simulator/quota.js';
+import { checkListUsersRequest } from '../../tools/simulator/request.js';
+import { FIRST_GENERATED_UID, generateUsers, loadUsersFile, toWireRow, UserStore } from '../../tools/simulator/store.js';
 import { wireUserSchema, type WireUser } from '../../src/provider/wire.js';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');

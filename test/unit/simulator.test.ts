@@ -5,12 +5,12 @@ import {
   startSimulator,
   type Simulator,
   type SimulatorOptions,
-} from '../../src/provider/simulator/server.js';
-import { generateUsers } from '../../src/provider/simulator/store.js';
+} from '../../tools/simulator/server.js';
+import { generateUsers } from '../../tools/simulator/store.js';
 import { formatTimestamp } from '../../src/runtime/clock.js';
 import type { WireUser } from '../../src/provider/wire.js';
 import { admin, signedGet, type Answer } from '../support/simulator-http.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 const USERS = generateUsers(250, 1);
 const NOW = Date.parse('2024-05-01T12:00:00Z');

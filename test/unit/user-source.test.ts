@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEFAULT_ID_RANGE } from '../../src/domain/user.js';
 import { HpcApiClient, type HpcApiClientOptions } from '../../src/provider/client.js';
 import { ProviderError } from '../../src/provider/errors.js';
-import { startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import { HpcUserSource, SyncFailure, toSyncFailure } from '../../src/provider/user-source.js';
 
 const KEY = { accessKeyId: 'AKID', secretAccessKey: 'first-secret' };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 describe('waitFor', () => {
   test('resolves with the first truthy value, retrying falsy values and errors', async () => {

@@ -8,7 +8,7 @@ import {
   type WorkQueueOptions,
 } from '../../../src/controller/queue.js';
 import { ManualClock } from '../../support/manual-clock.js';
-import { waitFor } from '../../support/wait-for.js';
+import { waitFor } from '../../../tools/harness/wait-for.js';
 
 /** One reconcile the test finishes by hand. */
 interface Call {

@@ -1,8 +1,8 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../../runtime/clock.js';
-import { RetCode } from '../errors.js';
-import { LIST_USERS_PATH, type WireUser } from '../wire.js';
+import { systemClock, type Clock } from '../../src/runtime/clock.js';
+import { RetCode } from '../../src/provider/errors.js';
+import { LIST_USERS_PATH, type WireUser } from '../../src/provider/wire.js';
 import { ADMIN_PREFIX, handleAdmin } from './admin.js';
 import {
   applyPageFaults,

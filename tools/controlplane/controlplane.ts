@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../harness/wait-for.js';
 import { binariesBuilt, binaryPath, type BinaryName } from './build.js';
 import { createPki, type ControlPlanePki } from './pki.js';
 

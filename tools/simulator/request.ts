@@ -1,6 +1,6 @@
-import { RetCode } from '../errors.js';
-import { SIGNATURE_METHOD, SIGNATURE_VERSION, verifySignedQuery } from '../signature.js';
-import { API_VERSION, DEFAULT_PAGE_SIZE } from '../wire.js';
+import { RetCode } from '../../src/provider/errors.js';
+import { SIGNATURE_METHOD, SIGNATURE_VERSION, verifySignedQuery } from '../../src/provider/signature.js';
+import { API_VERSION, DEFAULT_PAGE_SIZE } from '../../src/provider/wire.js';
 import type { ListingQuery } from './listing.js';
 
 /** The provider refuses a timestamp more than this far from its clock (either way). */

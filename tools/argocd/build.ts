@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildIntoCache, runGo } from '../support/go-build.js';
+import { buildIntoCache, runGo } from '../go-build.js';
 
 const runnerModuleDir = join(dirname(fileURLToPath(import.meta.url)), 'health-runner');
 const runnerSources = ['go.mod', 'go.sum', 'main.go'];

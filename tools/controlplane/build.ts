@@ -3,7 +3,7 @@
 // the first run pays for the build.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { buildIntoCache, runGo } from '../support/go-build.js';
+import { buildIntoCache, runGo } from '../go-build.js';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { RetCode } from '../errors.js';
-import type { WireUser } from '../wire.js';
+import { RetCode } from '../../src/provider/errors.js';
+import type { WireUser } from '../../src/provider/wire.js';
 import type { Page } from './listing.js';
 import type { Random } from './prng.js';
 

@@ -27,7 +27,7 @@ import { Manager } from '../../src/controller/manager.js';
 import { OperatorMetrics } from '../../src/controller/metrics.js';
 import { rateLimitOf, RateLimiterRegistry } from '../../src/provider/rate-limiter.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
-import type { AccessKey } from '../../src/provider/simulator/server.js';
+import type { AccessKey } from '../simulator/server.js';
 import { kubectlPath } from '../controlplane/build.js';
 import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
 import { apiStatusCode } from './cluster.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { formatTimestamp } from '../../runtime/clock.js';
-import type { WireUser } from '../wire.js';
+import { formatTimestamp } from '../../src/runtime/clock.js';
+import type { WireUser } from '../../src/provider/wire.js';
 import { seededRandom } from './prng.js';
 
 /** The zone of clusters that name none, and the zone every simulator serves. */

@@ -1,4 +1,4 @@
-import { MAX_PAGE_SIZE, type WireUser } from '../wire.js';
+import { MAX_PAGE_SIZE, type WireUser } from '../../src/provider/wire.js';
 
 /** What a ListUsers request selects; empty strings count as absent. */
 export interface ListingQuery {
