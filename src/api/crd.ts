@@ -77,5 +77,5 @@ export function buildCrd(): Record<string, unknown> {
 
 /** The CRD as the YAML committed in crds/ and printed by `hpc-user-operator crd`. */
 export function crdYaml(): string {
-  return `# Generated from src/api/hpccluster.ts by \`hpc-user-operator crd\`; do not edit by hand.\n${stringify(buildCrd(), { lineWidth: 0 })}`;
+  return `# Generated from src/api/hpccluster.ts by \`npm run manifests\` (also \`hpc-user-operator crd\`); do not edit by hand.\n${stringify(buildCrd(), { lineWidth: 0 })}`;
 }

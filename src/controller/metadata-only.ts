@@ -13,7 +13,12 @@ export function metadataOnlyList(): ConfigurationOptions {
   return setHeaderOptions('Accept', PARTIAL_OBJECT_METADATA_LIST);
 }
 
-/** A view of `kubeConfig` whose watches (client-node's Watch) return metadata only. */
+/**
+ * A view of `kubeConfig` whose watches (client-node's Watch) return metadata only. Watch takes
+ * no request options: it builds each request from KubeConfig.applyToFetchOptions, so a view
+ * that adds the Accept header there is the only way in (a client-node detail, not its API).
+ * test/integration/metadata-only.test.ts pins it: watched Secrets must arrive without data.
+ */
 export function metadataOnlyWatches(kubeConfig: KubeConfig): KubeConfig {
   const view = Object.create(kubeConfig) as KubeConfig;
   view.applyToFetchOptions = async (options) => {

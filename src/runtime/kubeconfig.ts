@@ -46,6 +46,11 @@ type AgentFactory = (cluster: Cluster | null, options: AgentOptions & Record<str
  * (KubeConfig's private createAgent). This makes the KubeConfig reuse one keep-alive agent
  * per server and TLS material instead, so syncs stop paying a handshake per call. The
  * bearer token is a header, not agent state, so token rotation is unaffected.
+ *
+ * A client-node internal, wrapped because it is the one place every request's agent is made
+ * and client-node offers no option for it. test/unit/kubeconfig.test.ts pins it: it fails
+ * when client-node renames the method (bind throws here too, at start-up, not silently) or
+ * starts reusing agents itself ("is what client-node does not do by itself"), then drop this.
  */
 export function reuseConnections(kc: KubeConfig): KubeConfig {
   const target = kc as unknown as { createAgent: AgentFactory };

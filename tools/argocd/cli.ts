@@ -1,10 +1,7 @@
-// npm run argocd:build | argocd:patch — the Argo CD health check's tooling.
-// `build` compiles (or finds cached) the gopher-lua runner the tests use; `patch` regenerates
-// deploy/argocd/argocd-cm-patch.yaml from deploy/argocd/health.lua.
-import { existsSync, writeFileSync } from 'node:fs';
-import { relative } from 'node:path';
+// npm run argocd:build — compiles (or finds cached) the gopher-lua runner the Argo CD health
+// check's tests use. (`npm run manifests` writes deploy/argocd/argocd-cm-patch.yaml.)
+import { existsSync } from 'node:fs';
 import { buildHealthRunner, gopherLuaVersion, healthRunnerPath } from './build.js';
-import { cmPatchPath, readHealthScript, renderCmPatch } from './cm-patch.js';
 
 async function build(): Promise<void> {
   if (existsSync(healthRunnerPath())) {
@@ -17,16 +14,8 @@ async function build(): Promise<void> {
   console.log(`built in ${String(Math.round((Date.now() - started) / 1000))} s: ${binary}`);
 }
 
-function patch(): Promise<void> {
-  writeFileSync(cmPatchPath, renderCmPatch(readHealthScript()));
-  console.log(`wrote ${relative(process.cwd(), cmPatchPath)}`);
-  return Promise.resolve();
-}
-
-const commands: Record<string, () => Promise<void>> = { build, patch };
-const command = commands[process.argv[2] ?? ''];
-if (!command) {
-  console.error('usage: cli.ts build|patch');
+if (process.argv[2] !== 'build') {
+  console.error('usage: cli.ts build');
   process.exit(2);
 }
-await command();
+await build();

@@ -1,5 +1,5 @@
-// deploy/argocd/argocd-cm-patch.yaml is generated from deploy/argocd/health.lua, so the script
-// has one source; a unit test fails when the committed patch is not what this renders.
+// deploy/argocd/argocd-cm-patch.yaml is generated from deploy/argocd/health.lua (by `npm run
+// manifests`), so the script has one source.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ export function renderCmPatch(script: string): string {
     .split('\n')
     .map((line) => (line === '' ? '' : `    ${line}`))
     .join('\n');
-  return `# Generated from health.lua by \`npm run argocd:patch\`: edit health.lua, then regenerate.
+  return `# Generated from health.lua by \`npm run manifests\`: edit health.lua, then regenerate.
 # Installs the HpcCluster health check into Argo CD (see README.md in this directory):
 #   kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm-patch.yaml
 apiVersion: v1

@@ -223,6 +223,7 @@ const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
  */
 export async function apiserverWrites(admin: KubeConfig, resources: readonly string[]): Promise<number> {
   const server = admin.getCurrentCluster()?.server ?? '';
+  // client-node's own TLS and credentials, for a path its generated APIs do not cover.
   const options = await admin.applyToFetchOptions({});
   const response = await fetch(`${server}/metrics`, options);
   if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
