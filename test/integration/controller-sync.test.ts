@@ -347,6 +347,13 @@ test('a spec the CRD accepts but the operator cannot serve gets InvalidSpec and 
 });
 
 test('metrics, /healthz and /readyz describe the running operator', async () => {
+  // Its own resources, so that it holds whichever tests ran before it: one synced, one whose
+  // key the provider refuses (ret_code 1200).
+  await syncedCluster('metered', 'hpc-metered', users('m', 3));
+  await createCredentialsSecret(admin, namespace, 'metered-wrong-key', { id: DEV_ACCESS_KEY.id, secret: 'not-the-secret' });
+  await createHpcCluster(admin, namespace, 'metered-refused', { clusterId: 'hpc-metered', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'metered-wrong-key' } });
+  await waitForReady(admin, namespace, 'metered-refused', 'AuthenticationFailed');
+
   const { metrics, health } = operator.manager.addresses();
   const get = async (address: string | undefined, path: string) => {
     const response = await fetch(`http://${address ?? ''}${path}`);
@@ -355,11 +362,11 @@ test('metrics, /healthz and /readyz describe the running operator', async () => 
   expect((await get(health, '/healthz')).status).toBe(200);
   expect((await get(health, '/readyz')).status).toBe(200);
   const text = (await get(metrics, '/metrics')).text;
-  expect(text).toContain(`hpc_user_operator_cluster_users{namespace="${namespace}",name="chem-lab"} 2`);
+  expect(text).toContain(`hpc_user_operator_cluster_users{namespace="${namespace}",name="metered"} 3`);
   expect(text).toMatch(/hpc_user_operator_provider_requests_total\{ret_code="0"\} [1-9]/);
   expect(text).toMatch(/hpc_user_operator_provider_requests_total\{ret_code="1200"\} [1-9]/);
   expect(text).toMatch(/hpc_user_operator_reconcile_total\{result="success"\} [1-9]/);
   expect(text).toMatch(/hpc_user_operator_sync_pages_count [1-9]/);
   expect(text).toContain('hpc_user_operator_leader 1');
-  expect(text).toMatch(new RegExp(`hpc_user_operator_last_successful_sync_timestamp_seconds\\{namespace="${namespace}",name="chem-lab"\\} 1\\d{9}`));
+  expect(text).toMatch(new RegExp(`hpc_user_operator_last_successful_sync_timestamp_seconds\\{namespace="${namespace}",name="metered"\\} 1\\d{9}`));
 });
