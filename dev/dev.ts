@@ -5,18 +5,23 @@
 // prints what to type next. SIGINT or SIGTERM stops every process it started and exits 0.
 //
 // State goes to $HPC_DEV_DIR (default .local/ in the project): controlplane/ (data, logs),
-// kubeconfig, bin/kubectl (the built kubectl) and dev.json (pids, while it runs).
+// kubeconfig, bin/kubectl (the built kubectl), controlplane-build.log (go's output of a cold
+// build, which shows as one progress line) and dev.json (pids, while it runs).
+//
+// Its processes run in process groups of their own, so a Ctrl-C at the terminal reaches this
+// process only, which stops them in order: the operator, the simulator, then the control
+// plane (an operator that outlives its apiserver logs every failed request on the way down).
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { prettyFactory } from 'pino-pretty';
 import { DEV_ACCESS_KEY } from '../tools/simulator/server.js';
-import { binariesBuilt, binariesDir, buildControlPlane, controlPlaneVersions, kubectlPath } from '../tools/controlplane/build.js';
 import { isAlive, loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../tools/controlplane/controlplane.js';
+import { ensureControlPlaneBinaries, linkKubectl, localPaths } from '../tools/controlplane/local.js';
 import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../tools/harness/operator.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,13 +29,7 @@ const guardScript = join(projectRoot, 'tools', 'controlplane', 'guard.sh');
 const cliMain = join(projectRoot, 'src', 'cli', 'main.ts');
 const sampleUsersFile = join(projectRoot, 'dev', 'sample-users.yaml');
 
-const devDir = resolve(process.env.HPC_DEV_DIR || join(projectRoot, '.local'));
-const paths = {
-  controlPlane: join(devDir, 'controlplane'),
-  kubeconfig: join(devDir, 'kubeconfig'),
-  kubectlLink: join(devDir, 'bin', 'kubectl'),
-  state: join(devDir, 'dev.json'),
-};
+const paths = { ...localPaths(), state: join(localPaths().dir, 'dev.json') };
 
 const sample = {
   namespace: 'research',
@@ -68,6 +67,7 @@ function startCli(name: string, args: string[]): DevProcess {
   const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, '--import', 'tsx', cliMain, ...args], {
     cwd: projectRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true, // its own process group: stopped by stop(), in order, not by the terminal's Ctrl-C
   });
   const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return {
@@ -85,8 +85,8 @@ function startCli(name: string, args: string[]): DevProcess {
 /** Resolves with the first SIGINT or SIGTERM. */
 function stopSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    // `on`, not `once`, for good: the control plane module re-raises a signal that has no
-    // other listener, which would end this process before it has stopped its children.
+    // `on`, not `once`, for good: a second signal (npm passes a Ctrl-C on as well) must not
+    // end this process before it has stopped its children.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => resolve(signal));
   });
 }
@@ -99,16 +99,6 @@ function runningSession(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function ensureBinaries(): Promise<void> {
-  if (binariesBuilt()) return;
-  const { kubernetes, etcd } = controlPlaneVersions();
-  console.log(`control plane binaries not cached: building kube-apiserver and kubectl ${kubernetes} and etcd ${etcd}`);
-  console.log('(a cold build of several minutes; later runs reuse them)');
-  const started = Date.now();
-  await buildControlPlane();
-  console.log(`built in ${String(Math.round((Date.now() - started) / 1000))} s into ${binariesDir()}`);
 }
 
 async function startSimulatorProcess(): Promise<{ simulator: DevProcess; url: string; userCount: number }> {
@@ -176,7 +166,7 @@ function instructions(simulatorUrl: string, addresses: OperatorAddresses): strin
   const quotedUser = `'${JSON.stringify(newUser)}'`;
   return `
 Try it, in another terminal:
-  export PATH="${dirname(paths.kubectlLink)}:$PATH" KUBECONFIG="${paths.kubeconfig}"
+  export PATH="${dirname(paths.kubectl)}:$PATH" KUBECONFIG="${paths.kubeconfig}"
   kubectl get hpcc -A
   kubectl -n ${namespace} get hpcc ${name} -o yaml
   kubectl -n ${namespace} get cm ${name}-users -o yaml
@@ -197,7 +187,7 @@ async function main(): Promise<number> {
   const startedAt = Date.now();
   const previous = runningSession();
   if (previous !== undefined) {
-    console.error(`npm run dev is already running with ${devDir} (pid ${String(previous)}); stop it first`);
+    console.error(`npm run dev is already running with ${paths.dir} (pid ${String(previous)}); stop it first`);
     return 1;
   }
 
@@ -220,14 +210,12 @@ async function main(): Promise<number> {
   try {
     // Ctrl-C stops go too, and the build cleans up after itself; a SIGTERM to this process
     // alone lets the build finish (and be cached) first.
-    await ensureBinaries();
+    await ensureControlPlaneBinaries(paths.buildLog);
     if (signal !== undefined) return 0;
-    mkdirSync(dirname(paths.kubectlLink), { recursive: true });
     if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that npm run cluster:up left running');
-    controlPlane = await startControlPlane({ dir: paths.controlPlane });
+    controlPlane = await startControlPlane({ dir: paths.controlPlane, callerStopsOnSignal: true });
     copyFileSync(controlPlane.kubeconfigPath, paths.kubeconfig);
-    rmSync(paths.kubectlLink, { force: true });
-    symlinkSync(kubectlPath(), paths.kubectlLink);
+    linkKubectl(paths);
     console.log(`control plane ready at ${controlPlane.server} (logs: ${paths.controlPlane}/*.log)`);
 
     const admin = loadKubeConfig(paths.kubeconfig);

@@ -1,6 +1,7 @@
 // `npm run dev` as a developer uses it: started in its own directory (HPC_DEV_DIR), so a
 // developer's .local/ is left alone; the printed commands run as printed, through a shell;
-// SIGINT stops every process it started.
+// a Ctrl-C (SIGINT to its whole process group, as a terminal sends it) stops every process it
+// started, the operator before the apiserver, so nothing fails on the way down.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,8 @@ interface DevRun {
 function startDev(): DevRun {
   const env: NodeJS.ProcessEnv = { ...process.env, HPC_DEV_DIR: devDir };
   delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not a developer's setting
-  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/dev.ts'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own, as a terminal's foreground job has.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'dev/dev.ts'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -111,8 +113,13 @@ test('npm run dev syncs the sample, shows a user added with the printed curl com
     description: 'the added user in the passwd file',
   });
 
-  process.kill(dev.pid, 'SIGINT');
+  const beforeStop = dev.output().length;
+  process.kill(-dev.pid, 'SIGINT'); // the terminal's Ctrl-C: to the whole foreground process group
   expect(await dev.exited).toBe(0);
+  // The operator stopped while the apiserver still answered: no failed request logged.
+  const stopping = dev.output().slice(beforeStop);
+  expect(stopping).toContain('SIGINT: stopping');
+  expect(stopping.split('\n').filter((line) => /ERROR|WARN|\b503\b/.test(line))).toEqual([]);
   expect(processes.filter(isRunning)).toEqual([]);
   expect(existsSync(join(devDir, 'dev.json'))).toBe(false);
 }, startTimeoutMs + 120_000);

@@ -3,7 +3,7 @@
 // the first run pays for the build.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { buildIntoCache, runGo } from '../go-build.js';
+import { buildIntoCache, runGo, type GoLog } from '../go-build.js';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,13 +88,13 @@ export function binariesBuilt(): boolean {
 /**
  * Builds the binaries unless the cache already holds them. The build goes to a temporary
  * directory beside the final one and is renamed into place, so an interrupted build never
- * leaves a half-filled cache entry. Go's output goes to this process's stderr.
+ * leaves a half-filled cache entry. Go's output goes to `log`, else to this process's stderr.
  */
-export async function buildControlPlane(): Promise<string> {
+export async function buildControlPlane(log?: GoLog): Promise<string> {
   const target = binariesDir();
   if (binariesBuilt()) return target;
   await buildIntoCache(target, async (staging) => {
-    await runGo(buildArgs(staging), { cwd: goModuleDir });
+    await runGo(buildArgs(staging), { cwd: goModuleDir, ...(log === undefined ? {} : { log }) });
     renameSync(join(staging, etcdBuiltName), join(staging, 'etcd'));
   });
   return target;

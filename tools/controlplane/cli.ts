@@ -1,34 +1,20 @@
 // npm run cluster:build | cluster:up | cluster:down — the local control plane for development
 // (`build` also builds helm, which the chart tests run).
 // `up` leaves etcd and kube-apiserver running in the background with their state in
-// .local/controlplane/ and an admin kubeconfig at .local/kubeconfig; `down` stops them by pid.
+// .local/controlplane/, an admin kubeconfig at .local/kubeconfig and the kubectl built with
+// them at .local/bin/kubectl (as `npm run dev` does); `down` stops them by pid.
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { binariesBuilt, binariesDir, buildControlPlane, buildHelm, controlPlaneVersions, HELM_VERSION, helmBuilt, helmPath, kubectlPath } from './build.js';
+import { dirname, relative } from 'node:path';
+import { buildHelm, HELM_VERSION, helmBuilt, helmPath } from './build.js';
 import { startControlPlane, stopDetachedControlPlane } from './controlplane.js';
+import { ensureControlPlaneBinaries, linkKubectl, localPaths, secondsSince } from './local.js';
 
-const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const localDir = join(projectRoot, '.local');
-const stateDir = join(localDir, 'controlplane');
-const kubeconfigPath = join(localDir, 'kubeconfig');
-
-const secondsSince = (started: number): string => String(Math.round((Date.now() - started) / 1000));
-
-async function buildControlPlaneBinaries(): Promise<void> {
-  const { kubernetes, etcd } = controlPlaneVersions();
-  if (binariesBuilt()) {
-    console.log(`control plane binaries (Kubernetes ${kubernetes}, etcd ${etcd}) are cached in ${binariesDir()}`);
-    return;
-  }
-  console.log(`building kube-apiserver and kubectl ${kubernetes} and etcd ${etcd} (cold build: several minutes)`);
-  const started = Date.now();
-  await buildControlPlane();
-  console.log(`built in ${secondsSince(started)} s into ${binariesDir()}`);
-}
+const paths = localPaths();
+const shown = (path: string): string => relative(process.cwd(), path) || path;
 
 async function build(): Promise<void> {
-  await buildControlPlaneBinaries();
+  // go's output on the console: CI keeps it in the job's log.
+  await ensureControlPlaneBinaries();
   if (helmBuilt()) {
     console.log(`helm ${HELM_VERSION} is cached at ${helmPath()}`);
     return;
@@ -40,22 +26,22 @@ async function build(): Promise<void> {
 }
 
 async function up(): Promise<void> {
-  await buildControlPlaneBinaries();
-  if (await stopDetachedControlPlane(stateDir)) console.log('stopped the control plane that was running');
+  await ensureControlPlaneBinaries(paths.buildLog);
+  if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that was running');
   const started = Date.now();
-  const controlPlane = await startControlPlane({ dir: stateDir, detached: true });
-  copyFileSync(controlPlane.kubeconfigPath, kubeconfigPath);
+  const controlPlane = await startControlPlane({ dir: paths.controlPlane, detached: true });
+  copyFileSync(controlPlane.kubeconfigPath, paths.kubeconfig);
+  linkKubectl(paths);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`control plane ready at ${controlPlane.server} in ${seconds} s`);
-  console.log(`export KUBECONFIG=${relative(process.cwd(), kubeconfigPath) || kubeconfigPath}`);
-  console.log(`kubectl built with it: ${kubectlPath()}`);
-  console.log(`logs: ${relative(process.cwd(), stateDir)}/{etcd,kube-apiserver}.log; stop with npm run cluster:down`);
+  console.log(`export PATH="${dirname(paths.kubectl)}:$PATH" KUBECONFIG="${paths.kubeconfig}"   # the kubectl built with it`);
+  console.log(`logs: ${shown(paths.controlPlane)}/{etcd,kube-apiserver}.log; stop with npm run cluster:down`);
 }
 
 async function down(): Promise<void> {
-  const stopped = await stopDetachedControlPlane(stateDir);
-  rmSync(kubeconfigPath, { force: true });
-  if (existsSync(stateDir)) rmSync(stateDir, { recursive: true, force: true });
+  const stopped = await stopDetachedControlPlane(paths.controlPlane);
+  rmSync(paths.kubeconfig, { force: true });
+  if (existsSync(paths.controlPlane)) rmSync(paths.controlPlane, { recursive: true, force: true });
   console.log(stopped ? 'control plane stopped' : 'no control plane was running');
 }
 

@@ -31,6 +31,14 @@ export interface StartControlPlaneOptions {
    * stopped later from the state file with `stopDetachedControlPlane`. Default: false.
    */
   detached?: boolean;
+  /**
+   * The caller stops the control plane itself, in its own order, on SIGINT or SIGTERM (`npm
+   * run dev` stops the operator first, so it does not log the apiserver going away). Its
+   * processes then run in a process group of their own, so a Ctrl-C at the terminal reaches
+   * the caller only; they are still stopped when the caller exits or dies. Default: false, a
+   * signal to this process stops them at once.
+   */
+  callerStopsOnSignal?: boolean;
 }
 
 export interface ControlPlane {
@@ -55,11 +63,16 @@ export interface ControlPlane {
 const ownedGuards = new Set<number>();
 let exitHandlersInstalled = false;
 
-function installExitHandlers(): void {
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  // On exit only synchronous work runs: a SIGTERM to each guard, which stops its child.
-  process.on('exit', signalOwnedGuards);
+let signalHandlersInstalled = false;
+
+function installExitHandlers(stopOnSignal: boolean): void {
+  if (!exitHandlersInstalled) {
+    exitHandlersInstalled = true;
+    // On exit only synchronous work runs: a SIGTERM to each guard, which stops its child.
+    process.on('exit', signalOwnedGuards);
+  }
+  if (!stopOnSignal || signalHandlersInstalled) return;
+  signalHandlersInstalled = true;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = () => {
       signalOwnedGuards();
@@ -105,6 +118,7 @@ class GuardedProcess {
     private readonly args: string[],
     readonly logPath: string,
     private readonly detached: boolean,
+    private readonly callerStopsOnSignal: boolean,
   ) {}
 
   get pid(): number | undefined {
@@ -121,14 +135,15 @@ class GuardedProcess {
       const owner = this.detached ? 0 : process.pid;
       const child = spawn('/bin/sh', [guardScript, String(owner), binaryPath(this.name), ...this.args], {
         stdio: ['ignore', log, log],
-        detached: this.detached,
+        // A session of its own: no terminal signal reaches it, and it outlives this process.
+        detached: this.detached || this.callerStopsOnSignal,
       });
       if (child.pid === undefined) throw new Error(`cannot start ${this.name}`);
       this.child = child;
       this.exit = new Promise((resolve) => child.once('exit', () => resolve()));
       if (this.detached) child.unref();
       else {
-        installExitHandlers();
+        installExitHandlers(!this.callerStopsOnSignal);
         const pid = child.pid;
         ownedGuards.add(pid);
         void this.exit.then(() => ownedGuards.delete(pid));
@@ -245,6 +260,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   if (temporary) removeAbandonedTemporaryDirs();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), `${temporaryDirPrefix}${String(process.pid)}-`));
   const detached = options.detached ?? false;
+  const callerStopsOnSignal = options.callerStopsOnSignal ?? false;
   if (!temporary) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -261,7 +277,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
     // A port picked free can be taken before the process binds it: retry with new ones.
     for (let attempt = 1; ; attempt++) {
       const ports = await Promise.all(Array.from({ length: portCount }, freePort));
-      const started = new GuardedProcess(name, argsFor(ports), join(dir, `${name}.log`), detached);
+      const started = new GuardedProcess(name, argsFor(ports), join(dir, `${name}.log`), detached, callerStopsOnSignal);
       started.start();
       try {
         await started.waitUntilReady(probeFor(ports), `${name} ready`);
@@ -346,7 +362,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
 
   const startApiServer = async () => {
     if (apiServerProcess.running) return;
-    apiServerProcess = new GuardedProcess('kube-apiserver', apiServerArgs(apiServerPort), apiServerProcess.logPath, detached);
+    apiServerProcess = new GuardedProcess('kube-apiserver', apiServerArgs(apiServerPort), apiServerProcess.logPath, detached, callerStopsOnSignal);
     apiServerProcess.start();
     await apiServerProcess.waitUntilReady(() => httpsOk(`${server}/readyz`, pki), 'kube-apiserver ready');
   };
