@@ -51,7 +51,8 @@ function operator(extra: string[] = []): OperatorProcess {
 
 const leaderElection = (lease: string): string[] => ['--leader-elect', '--leader-election-namespace', namespace, '--leader-election-id', lease];
 const isLeading = (line: { msg?: string }) => line.msg === 'leading: reconciling';
-const reconciledBy = (p: OperatorProcess, name: string) => p.logs.filter((l) => l.msg === 'reconciled' && l.name === name).length;
+const reconciled = (name: string) => (l: { msg?: string; name?: unknown }) => l.msg === 'reconciled' && l.name === name;
+const reconciledBy = (p: OperatorProcess, name: string) => p.logs.filter(reconciled(name)).length;
 
 async function cluster(name: string, clusterId: string, usernames: string[]) {
   simulator.setUsers(clusterId, usernames.map((username, i) => ({ username, uid: 50000 + i, gid: 50000 + i, role: 'member' })));
@@ -67,7 +68,8 @@ test('of two replicas only the leader writes, and the other takes over when the 
   await follower.waitForLog((l) => l.msg === 'caches synced', 'the follower caches synced');
 
   await cluster('elected', 'hpc-elected', ['ada', 'bea']);
-  expect(reconciledBy(leader, 'elected')).toBeGreaterThan(0);
+  // The status is written before the log line reaches this process: wait for the line.
+  await leader.waitForLog(reconciled('elected'), 'the leader reconciling');
   expect(reconciledBy(follower, 'elected')).toBe(0);
   expect(follower.logs.some(isLeading)).toBe(false);
 
@@ -76,7 +78,7 @@ test('of two replicas only the leader writes, and the other takes over when the 
   expect(await leader.exited).toBe(137);
   await follower.waitForLog(isLeading, 'the follower taking over after the lease expires', 60_000);
   await cluster('after-failover', 'hpc-failover', ['cid']);
-  expect(reconciledBy(follower, 'after-failover')).toBeGreaterThan(0);
+  await follower.waitForLog(reconciled('after-failover'), 'the new leader reconciling');
   await follower.stop();
 });
 
