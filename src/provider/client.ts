@@ -316,7 +316,8 @@ export class HpcApiClient {
       });
     }
     if (parsed === undefined) {
-      throw new ProviderError('permanent', `${context}: ${malformed ?? 'unreadable response'}`, {
+      // A garbled body says nothing about the request: the next answer may well be good.
+      throw new ProviderError('retryable', `${context}: ${malformed ?? 'unreadable response'}`, {
         code: 'malformed-response',
         httpStatus: status,
       });
@@ -359,7 +360,7 @@ async function readCapped(body: NodeJS.ReadableStream | null): Promise<string> {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += buffer.length;
     if (size > MAX_BODY_BYTES) {
-      throw new ProviderError('permanent', `response body is larger than ${MAX_BODY_BYTES} bytes`, {
+      throw new ProviderError('retryable', `response body is larger than ${MAX_BODY_BYTES} bytes`, {
         code: 'malformed-response',
       });
     }

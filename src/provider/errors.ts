@@ -1,6 +1,7 @@
 /**
  * Provider failures, typed by what the caller should do about them.
- * - retryable: try again soon (network, timeout, HTTP 5xx, expired timestamp, server errors)
+ * - retryable: try again soon (network, timeout, HTTP 5xx, expired timestamp, server errors,
+ *   a malformed or inconsistent answer)
  * - quota: the key's call budget is spent; back off for a long time
  * - permanent: retrying cannot help until the configuration or credentials change
  */

@@ -186,12 +186,14 @@ describe('retries', () => {
     expect(err.message).toMatch(/no answer within 100 ms \(gave up after 2 attempts\)$/);
   });
 
-  it('treats a truncated JSON body as malformed and does not retry it', async () => {
-    const sim = await simulator(3, { faults: { truncateJson: { next: 1 } } });
-    const err = await failure(client(sim).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'permanent', details: { code: 'malformed-response', httpStatus: 200 } });
-    expect(err.message).toMatch(/ListUsers response is not JSON \(\d+ bytes\)$/);
-    expect(sim.stats().requests).toBe(1);
+  it('retries a truncated JSON body, and names it malformed when every attempt is', async () => {
+    const once = await simulator(3, { faults: { truncateJson: { next: 1 } } });
+    expect((await client(once).listAllUsers(QUERY)).rows).toHaveLength(3);
+    expect(once.stats().requests).toBe(2);
+    const always = await simulator(3, { faults: { truncateJson: { rate: 1 } } });
+    const err = await failure(client(always, { retry: { ...FAST_RETRY, maxAttempts: 2 } }).listAllUsers(QUERY));
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'malformed-response', httpStatus: 200 } });
+    expect(err.message).toMatch(/ListUsers response is not JSON \(\d+ bytes\) \(gave up after 2 attempts\)$/);
   });
 
   it('retries a refused connection as a network error', async () => {
@@ -238,7 +240,7 @@ describe('onRequest', () => {
 
     outcomes.length = 0;
     sim.setFaults({ hang: { next: 1 }, truncateJson: { next: 1 } });
-    await failure(client(sim, { timeoutMs: 100, onRequest: (outcome) => outcomes.push(outcome) }).listAllUsers(QUERY));
+    await failure(client(sim, { timeoutMs: 100, retry: { ...FAST_RETRY, maxAttempts: 2 }, onRequest: (outcome) => outcomes.push(outcome) }).listAllUsers(QUERY));
     expect(outcomes).toEqual([{ failure: 'timeout' }, { httpStatus: 200 }]);
   });
 
