@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../src/api/hpccluster.js';
 import { ResilientInformer, type InformerListResult } from '../src/controller/informer.js';
-import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/reconcile.js';
+import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/plan.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
 import { kubectlPath } from '../tools/controlplane/build.js';

@@ -1,6 +1,6 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { DEFAULT_ID_RANGE, ROLES } from '../domain/user.js';
+import { DEFAULT_ID_RANGE, MAX_SYNCED_ID, ROLES } from '../domain/user.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 
 /**
@@ -22,7 +22,6 @@ export const CATEGORY = 'hpc';
 export const DEFAULT_ENDPOINT = 'https://hpc.api.shanhe.com';
 export const DEFAULT_SYNC_INTERVAL = '10m';
 export const MIN_SYNC_INTERVAL_MS = 30_000;
-export const MAX_ID = 2147483647;
 
 const celRules = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 
@@ -75,10 +74,10 @@ const idRangeSchema = z
       .number()
       .int()
       .min(1)
-      .max(MAX_ID)
+      .max(MAX_SYNCED_ID)
       .default(DEFAULT_ID_RANGE.min)
       .describe('Smallest uid/gid accepted. Never below 1: uid/gid 0 (root) is always refused.'),
-    max: z.number().int().min(1).max(MAX_ID).default(DEFAULT_ID_RANGE.max).describe('Largest uid/gid accepted.'),
+    max: z.number().int().min(1).max(MAX_SYNCED_ID).default(DEFAULT_ID_RANGE.max).describe('Largest uid/gid accepted.'),
   })
   .refine((r) => r.min <= r.max, { message: 'idRange.min must not be greater than idRange.max' })
   .meta(celRules({ rule: 'self.min <= self.max', message: 'idRange.min must not be greater than idRange.max' }))
@@ -152,8 +151,8 @@ export const conditionSchema = z.object({
 
 export const statusUserSchema = z.object({
   username: z.string().describe('Login name on the HPC cluster.'),
-  uid: z.number().int().min(0).max(MAX_ID).describe('Numeric user id.'),
-  gid: z.number().int().min(0).max(MAX_ID).describe('Numeric primary group id.'),
+  uid: z.number().int().min(0).max(MAX_SYNCED_ID).describe('Numeric user id.'),
+  gid: z.number().int().min(0).max(MAX_SYNCED_ID).describe('Numeric primary group id.'),
   role: z.enum(ROLES).describe('Role on the HPC cluster: boss, admin or member.'),
   nasMountPoint: z.string().describe('The user\'s NAS home directory.'),
   userId: z.string().describe('Provider user id.'),

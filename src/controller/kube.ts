@@ -11,7 +11,8 @@ import {
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import { USERS_JSON_KEY, type ConfigMapManifest } from '../render/configmaps.js';
 import { observedContentHash } from './configmap-cache.js';
-import type { ClusterPort, ConfigMapState, ObjectKey } from './reconcile.js';
+import type { ConfigMapState } from './plan.js';
+import type { KubePort, ObjectKey } from './reconcile.js';
 
 /** Reads a cached object by namespace and name (an informer's cache). */
 export interface ObjectCache<T> {
@@ -26,8 +27,8 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
 }
 
-/** The ClusterPort on a real apiserver: reads from informer caches, writes through the API. */
-export class KubeClusterPort implements ClusterPort {
+/** The KubePort on a real apiserver: reads from informer caches, writes through the API. */
+export class KubeApiPort implements KubePort {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
 

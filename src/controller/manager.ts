@@ -7,7 +7,7 @@ import { reuseConnections } from '../runtime/kubeconfig.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { ResilientInformer, type InformerListResult } from './informer.js';
 import { slimConfigMap } from './configmap-cache.js';
-import { KubeClusterPort, type ObjectCache } from './kube.js';
+import { KubeApiPort, type ObjectCache } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -106,7 +106,7 @@ export class Manager {
     );
 
     this.reconciler = new HpcClusterReconciler({
-      cluster: new KubeClusterPort(kubeConfig, this.hpcClusters, this.configMaps, options.identity),
+      kube: new KubeApiPort(kubeConfig, this.hpcClusters, this.configMaps, options.identity),
       users: options.userSource,
       logger,
       metrics,

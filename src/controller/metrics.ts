@@ -25,7 +25,7 @@ export class OperatorMetrics {
 
   private readonly reconcileTotal = new Counter({
     name: `${prefix}reconcile_total`,
-    help: 'Reconciles by result: success, requeue_after (waiting out a provider quota window), error (retried with back-off).',
+    help: 'Reconciles by result: success; stalled (a failure retrying cannot mend, waiting for a spec, Secret or sync-request change); requeue_after (a failure retried at a known time: a quota window, the next periodic sync); error (retried with back-off).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

@@ -4,42 +4,35 @@ import { pino, type Logger } from 'pino';
 import { backoffDelayMs } from '../runtime/backoff.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 
-/** What a successful reconcile asks for: optionally, to run again after a delay. */
-export interface ReconcileResult {
-  requeueAfterMs?: number;
-}
+/**
+ * How a reconcile ended, which is also what the queue does next with its key and the `result`
+ * label of the reconcile metrics (kube-rs's Action, with the outcome named):
+ * - `success`: done; runs again after `requeueAfterMs` when given
+ * - `stalled`: failed in a way retrying cannot mend; runs again only when the key is added
+ * - `requeue_after`: failed, and may be retried after exactly `requeueAfterMs`
+ * - `error`: failed, retried after the key's exponential back-off (as is anything thrown)
+ * The back-off counts consecutive `error`s: `success` and `stalled` reset it, and a
+ * `requeue_after` (a quota window, say) leaves it as it is.
+ */
+export type ReconcileResult =
+  | { outcome: 'success'; requeueAfterMs?: number }
+  | { outcome: 'stalled' }
+  | { outcome: 'requeue_after'; requeueAfterMs: number }
+  | { outcome: 'error' };
 
-/** Reconciles one key; `signal` aborts when the queue shuts down past its drain deadline. */
+export type ReconcileOutcome = ReconcileResult['outcome'];
+
+/**
+ * Reconciles one key; `signal` aborts when the queue shuts down past its drain deadline. It
+ * returns its failures; what it throws is unexpected and counts as an `error`.
+ */
 export type Reconciler<K> = (key: K, signal: AbortSignal) => Promise<ReconcileResult>;
-
-/**
- * Thrown by a reconciler to run the key again after exactly `retryAfterMs` instead of the
- * exponential back-off (for a provider quota window, say). The key's failure count is left
- * as it is: this is neither a success nor a failure.
- */
-export class RequeueAfterError extends Error {
-  override readonly name = 'RequeueAfterError';
-
-  constructor(
-    readonly retryAfterMs: number,
-    message = `requeue after ${String(retryAfterMs)} ms`,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
-
-/**
- * How a reconcile ended, as the `result` label of the reconcile metrics:
- * `success` (returned), `requeue_after` (threw RequeueAfterError), `error` (threw anything else).
- */
-export type ReconcileOutcome = 'success' | 'requeue_after' | 'error';
 
 export interface ReconcileReport {
   key: string;
   outcome: ReconcileOutcome;
   durationSeconds: number;
-  /** What the reconciler threw, for `requeue_after` and `error`. */
+  /** What the reconciler threw, if it threw. */
   error?: unknown;
 }
 
@@ -195,49 +188,48 @@ export class WorkQueue {
 
   private async run(key: string, reconciler: Reconciler<string>, signal: AbortSignal): Promise<void> {
     const startedAt = this.clock.now();
-    let outcome: ReconcileOutcome;
-    let result: ReconcileResult | undefined;
+    let result: ReconcileResult;
     let error: unknown;
     try {
       result = await reconciler(key, signal);
-      outcome = 'success';
     } catch (thrown) {
       error = thrown;
-      outcome = thrown instanceof RequeueAfterError ? 'requeue_after' : 'error';
+      result = { outcome: 'error' };
     }
     const durationSeconds = (this.clock.now() - startedAt) / 1000;
     this.inFlight.delete(key);
-    this.onReconciled?.({ key, outcome, durationSeconds, ...(error === undefined ? {} : { error }) });
+    this.onReconciled?.({ key, outcome: result.outcome, durationSeconds, ...(error === undefined ? {} : { error }) });
     if (this.shuttingDown) {
       if (this.inFlight.size === 0) this.onIdle?.();
       return;
     }
-    this.finish(key, outcome, result, error);
+    this.finish(key, result);
     this.pump();
   }
 
-  private finish(key: string, outcome: ReconcileOutcome, result: ReconcileResult | undefined, error: unknown): void {
+  private finish(key: string, result: ReconcileResult): void {
     // Added while in flight: run again now, whatever this run's outcome asked for.
     if (this.dirty.has(key)) {
       this.ready.push(key);
       this.depthChanged();
     }
-    switch (outcome) {
+    switch (result.outcome) {
       case 'success':
         this.failures.delete(key);
-        if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+        if (result.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
         return;
-      case 'requeue_after': {
-        const retryAfterMs = (error as RequeueAfterError).retryAfterMs;
-        this.logger.info({ key, retryAfterMs, err: error }, 'reconcile asked to requeue');
-        this.addAfter(key, retryAfterMs);
+      case 'stalled':
+        this.failures.delete(key);
         return;
-      }
+      case 'requeue_after':
+        this.addAfter(key, result.requeueAfterMs);
+        return;
       case 'error': {
         const failures = (this.failures.get(key) ?? 0) + 1;
         this.failures.set(key, failures);
         const delayMs = backoffDelayMs(failures, this.backoff, this.random);
-        this.logger.warn({ key, failures, retryInMs: delayMs, err: error }, 'reconcile failed');
+        // The reconciler logged the failure itself; this only says when it runs again.
+        this.logger.debug({ key, failures, retryInMs: delayMs }, 'backing off');
         this.addAfter(key, delayMs);
         return;
       }

@@ -4,8 +4,10 @@ import {
   type Condition,
   type HpcClusterStatus,
 } from '../api/hpccluster.js';
+import type { SyncFailure } from '../domain/failure.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
 import { formatTimestamp } from '../runtime/clock.js';
+import { failurePolicy } from './policy.js';
 
 /**
  * The pure status logic: from the previous status and the outcome of one reconcile, the next
@@ -13,33 +15,11 @@ import { formatTimestamp } from '../runtime/clock.js';
  * apply), and whether it is worth a write.
  */
 
-export const FAILURE_REASONS = [
-  'InvalidSpec',
-  'CredentialsNotFound',
-  'AuthenticationFailed',
-  'ListUsersFailed',
-  'QuotaExceeded',
-  'ConfigMapTooLarge',
-  'RemovalHeld',
-] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
-export type ReadyReason = 'Synced' | 'Suspended' | FailureReason;
-
-/** Failures that nothing but a spec or Secret change can mend (kstatus Stalled), whatever the cause. */
-const STALLED_REASONS: ReadonlySet<ReadyReason> = new Set(['InvalidSpec', 'CredentialsNotFound', 'AuthenticationFailed']);
-
-export const isStalledReason = (reason: ReadyReason): boolean => STALLED_REASONS.has(reason);
-
+/** How one reconcile ended, as status reports it. */
 export type SyncOutcome =
   | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[] }
   | { reason: 'Suspended' }
-  | {
-      reason: FailureReason;
-      message: string;
-      skipped?: SkippedUser[];
-      /** Retrying cannot help until the spec or Secret changes (e.g. ret_code 1100 or 2100). */
-      permanent?: boolean;
-    };
+  | (SyncFailure & { skipped?: SkippedUser[] });
 
 /**
  * Writing status on every periodic sync only to move lastSyncTime would cost one apiserver
@@ -85,6 +65,7 @@ export function nextStatus(
   let readyMessage: string;
   let reconciling = false;
   let reconcilingMessage = '';
+  let stalled = false;
 
   if (outcome.reason === 'Synced') {
     readyStatus = 'True';
@@ -100,12 +81,13 @@ export function nextStatus(
   } else {
     readyStatus = 'False';
     readyMessage = outcome.message;
+    stalled = failurePolicy(outcome).stalled;
     next.lastSyncTime = at;
     // A new generation that has not synced yet and will be retried is still being worked on:
     // Reconciling turns True on its first failure and stays so until it syncs or stalls.
     const newGeneration = prev.observedGeneration !== generation;
     const stillReconciling = prev.conditions?.find((c) => c.type === 'Reconciling')?.status === 'True';
-    if (!isStalledReason(outcome.reason) && outcome.permanent !== true && (newGeneration || stillReconciling)) {
+    if (!stalled && (newGeneration || stillReconciling)) {
       reconciling = true;
       reconcilingMessage = `generation ${generation} not yet synced: ${outcome.message}`;
     }
@@ -117,7 +99,6 @@ export function nextStatus(
   }
   if (next.userCount === undefined) next.userCount = 0;
 
-  const stalled = isStalledReason(outcome.reason) || ('permanent' in outcome && outcome.permanent === true);
   next.conditions = [
     condition(conditions, 'Ready', readyStatus, outcome.reason, readyMessage, generation, at),
     condition(conditions, 'Reconciling', reconciling ? 'True' : 'False', reconciling ? 'Retrying' : 'Reconciled', reconcilingMessage, generation, at),

@@ -1,7 +1,11 @@
 import type { HpcClusterSpec } from '../api/hpccluster.js';
-import type { ProviderCredentials, UserListing, UserSource } from '../provider/user-source.js';
+import { selectUsers } from '../domain/select.js';
+import type { HpcUser, SkippedUser } from '../domain/user.js';
+import type { ValidatedUsers } from '../domain/validate.js';
+import { configMapSizeProblem, renderConfigMaps, type RenderedConfigMap } from '../render/configmaps.js';
+import type { ProviderCredentials, ProviderTarget } from '../provider/user-source.js';
 
-/** The steps of a sync that `run` and `render` share, apart from any Kubernetes I/O. */
+/** The pure steps of a sync that the reconcile plan and `render` share. */
 
 /** Credentials from a Secret's decoded data, or a message saying what is missing. */
 export function credentialsFromSecret(
@@ -20,14 +24,9 @@ export function credentialsFromSecret(
   return { accessKeyId, secretAccessKey };
 }
 
-/** Every valid user the spec selects: the API's filters, the id range, then the role filter. */
-export async function listClusterUsers(
-  source: UserSource,
-  spec: HpcClusterSpec,
-  credentials: ProviderCredentials,
-  signal?: AbortSignal,
-): Promise<UserListing> {
-  const target = {
+/** The provider query of a spec: its cluster and the filters the API applies itself. */
+export function providerTarget(spec: HpcClusterSpec): ProviderTarget {
+  return {
     endpoint: spec.endpoint,
     allowInsecureHttp: spec.allowInsecureHttp,
     zone: spec.zone,
@@ -35,7 +34,21 @@ export async function listClusterUsers(
     ...(spec.filter?.userId === undefined ? {} : { userId: spec.filter.userId }),
     ...(spec.filter?.searchWord === undefined ? {} : { searchWord: spec.filter.searchWord }),
   };
-  const listing = await source.listUsers(target, credentials, spec.idRange, signal);
-  const roles = spec.filter?.roles;
-  return roles === undefined ? listing : { ...listing, users: listing.users.filter((u) => roles.includes(u.role)) };
+}
+
+/** What a complete listing comes to for one HpcCluster. */
+export interface DesiredUsers {
+  users: HpcUser[];
+  skipped: SkippedUser[];
+  /** Both ConfigMaps, users first. */
+  rendered: RenderedConfigMap[];
+  /** Why the ConfigMaps cannot be written, when they cannot. */
+  sizeProblem: string | undefined;
+}
+
+/** The users the spec selects from a listing, rendered into the HpcCluster `name`'s ConfigMaps. */
+export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers): DesiredUsers {
+  const { users, skipped } = selectUsers(listing, { idRange: spec.idRange, roles: spec.filter?.roles });
+  const rendered = renderConfigMaps(name, users);
+  return { users, skipped, rendered, sizeProblem: configMapSizeProblem(rendered) };
 }

@@ -4,7 +4,8 @@ import { parseDuration } from '../api/duration.js';
 import { CONTENT_HASH_ANNOTATION } from '../render/configmaps.js';
 import { observedContentHash } from './configmap-cache.js';
 import { readyCondition } from './status.js';
-import { SYNC_REQUESTED_ANNOTATION, type ObjectKey } from './reconcile.js';
+import { SYNC_REQUESTED_ANNOTATION } from './plan.js';
+import type { ObjectKey } from './reconcile.js';
 
 /**
  * Which watch events call for a sync: pure functions, so the rules are testable and the

@@ -25,4 +25,7 @@ export interface IdRange {
   max: number;
 }
 
-export const DEFAULT_ID_RANGE: IdRange = { min: 1000, max: 2147483647 };
+/** The largest uid or gid ever synced (a signed 32-bit id), whatever idRange says. */
+export const MAX_SYNCED_ID = 2147483647;
+
+export const DEFAULT_ID_RANGE: IdRange = { min: 1000, max: MAX_SYNCED_ID };

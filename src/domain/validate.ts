@@ -1,5 +1,5 @@
 import type { WireUser } from '../provider/wire.js';
-import { DEFAULT_ID_RANGE, ROLES, type HpcUser, type IdRange, type Role, type SkippedUser } from './user.js';
+import { MAX_SYNCED_ID, ROLES, type HpcUser, type Role, type SkippedUser } from './user.js';
 
 /**
  * SPEC "Validation of what the API returns": every row is checked before it reaches a file
@@ -36,19 +36,13 @@ function checkUsername(username: string | null | undefined): string | undefined 
   return undefined;
 }
 
-function checkId(
-  name: 'uid' | 'gid',
-  value: string | null | undefined,
-  idRange: IdRange,
-): { id: number } | { reason: string } {
+function checkId(name: 'uid' | 'gid', value: string | null | undefined): { id: number } | { reason: string } {
   if (value === null || value === undefined || value === '') return { reason: `${name} is missing` };
   if (!DECIMAL.test(value)) return { reason: `${name} ${JSON.stringify(value)} is not a decimal integer` };
   const id = Number(value);
   // uid/gid 0 is root: refused whatever idRange says.
   if (id === 0) return { reason: `${name} 0 (root) is never synced` };
-  if (id < idRange.min || id > idRange.max) {
-    return { reason: `${name} ${value} is outside idRange ${idRange.min}-${idRange.max}` };
-  }
+  if (id > MAX_SYNCED_ID) return { reason: `${name} ${value} is above ${MAX_SYNCED_ID}, the largest id synced` };
   return { id };
 }
 
@@ -65,12 +59,12 @@ function isRole(role: string | null | undefined): role is Role {
   return (ROLES as readonly string[]).includes(role ?? '');
 }
 
-function checkRow(row: WireUser, idRange: IdRange): RowCheck {
+function checkRow(row: WireUser): RowCheck {
   const usernameProblem = checkUsername(row.username);
   if (usernameProblem !== undefined) return { ok: false, reason: usernameProblem };
-  const uid = checkId('uid', row.uid_number, idRange);
+  const uid = checkId('uid', row.uid_number);
   if ('reason' in uid) return { ok: false, reason: uid.reason };
-  const gid = checkId('gid', row.gid_number, idRange);
+  const gid = checkId('gid', row.gid_number);
   if ('reason' in gid) return { ok: false, reason: gid.reason };
   const nasProblem = checkNasMountPoint(row.nas_mount_point);
   if (nasProblem !== undefined) return { ok: false, reason: nasProblem };
@@ -118,9 +112,16 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Splits API rows into valid users and skipped rows, each skipped row with one reason. */
-export function validateUsers(rows: readonly WireUser[], idRange: IdRange = DEFAULT_ID_RANGE): ValidatedUsers {
-  const checks = rows.map((row) => checkRow(row, idRange));
+/** The order of `skipped`: by username, then reason. */
+export const compareSkipped = (a: SkippedUser, b: SkippedUser): number =>
+  compareStrings(a.username, b.username) || compareStrings(a.reason, b.reason);
+
+/**
+ * Splits API rows into well-formed users and skipped rows, each skipped row with one reason.
+ * Whether the HpcCluster wants a well-formed user (idRange, roles) is `selectUsers`' choice.
+ */
+export function validateUsers(rows: readonly WireUser[]): ValidatedUsers {
+  const checks = rows.map((row) => checkRow(row));
   const duplicateReason = new Map<number, string>();
   // A uid that is a well-formed number counts as claimed even when its row fails another rule.
   const uids = rows.map((row) =>
@@ -148,6 +149,6 @@ export function validateUsers(rows: readonly WireUser[], idRange: IdRange = DEFA
     }
   });
   users.sort((a, b) => compareStrings(a.username, b.username));
-  skipped.sort((a, b) => compareStrings(a.username, b.username) || compareStrings(a.reason, b.reason));
+  skipped.sort(compareSkipped);
   return { users, skipped };
 }

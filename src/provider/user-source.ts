@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
-import { validateUsers } from '../domain/validate.js';
-import type { HpcUser, IdRange, SkippedUser } from '../domain/user.js';
+import type { Retry, SyncFailure } from '../domain/failure.js';
+import { validateUsers, type ValidatedUsers } from '../domain/validate.js';
 import { HpcApiClient, type HpcApiClientOptions } from './client.js';
-import { ProviderError, RetCode } from './errors.js';
+import { ProviderError, RetCode, type ProviderErrorKind } from './errors.js';
 import { RateLimiterRegistry, sharedRateLimiters } from './rate-limiter.js';
 import { QUOTA_BACKOFF_MS } from './retry.js';
 
 /**
  * The provider boundary, like External Secrets Operator's provider interface: the
- * controller asks a UserSource for a cluster's validated users and gets either a listing
- * or a SyncFailure that says what to report and whether retrying can help. Nothing of the
- * vendor's wire format crosses it.
+ * controller asks a UserSource for a cluster's well-formed users and gets either a listing
+ * or a SyncFailure that says what to report and when retrying can help. Which of the users
+ * the HpcCluster wants (idRange, roles) is not the provider's business: see domain/select.ts.
+ * Nothing of the vendor's wire format crosses it.
  */
 
 /** What a provider needs to list one cluster's users. */
@@ -28,53 +29,35 @@ export interface ProviderCredentials {
   secretAccessKey: string;
 }
 
-/** The validated users of one complete listing. */
-export interface UserListing {
-  users: HpcUser[];
-  skipped: SkippedUser[];
+/** The well-formed users of one complete listing, and the rows skipped as malformed. */
+export interface UserListing extends ValidatedUsers {
   pages: number;
   requests: number;
 }
 
+/** A complete listing, or why there is none. Only unexpected errors (a bug, an abort) are thrown. */
+export type ListResult = { listing: UserListing } | { failure: SyncFailure };
+
 export interface UserSource {
-  listUsers(target: ProviderTarget, credentials: ProviderCredentials, idRange: IdRange, signal?: AbortSignal): Promise<UserListing>;
+  listUsers(target: ProviderTarget, credentials: ProviderCredentials, signal?: AbortSignal): Promise<ListResult>;
   /** Releases connections. */
   close(): void;
 }
 
-/**
- * A listing that failed, as the controller reports it:
- * - permanent: retrying cannot help until the spec or the Secret changes
- * - quota: the access key's call budget is spent; come back after a long back-off
- * - retryable: come back after the usual back-off
- */
-export class SyncFailure extends Error {
-  override readonly name = 'SyncFailure';
-  constructor(
-    readonly reason: 'AuthenticationFailed' | 'ListUsersFailed' | 'QuotaExceeded',
-    readonly retry: 'permanent' | 'quota' | 'retryable',
-    message: string,
-    /** For metrics and logs: the provider's ret_code, or what went wrong instead. */
-    readonly code: string,
-    /** For `quota`: how long to wait before calling with this key again. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-  }
-}
+const RETRY_OF_KIND: Record<ProviderErrorKind, Retry> = {
+  permanent: 'never',
+  retryable: 'backoff',
+  quota: { afterMs: QUOTA_BACKOFF_MS },
+};
 
-/** A ProviderError in the controller's terms; anything else is not a provider failure. */
-export function toSyncFailure(err: unknown): SyncFailure | undefined {
-  if (!(err instanceof ProviderError)) return undefined;
-  const code = err.details.retCode !== undefined ? String(err.details.retCode) : (err.details.code ?? 'unknown');
+/** The one mapping of a provider error into the controller's failure model. */
+export function failureOf(err: ProviderError): SyncFailure {
+  const retry = RETRY_OF_KIND[err.kind];
   const retCode = err.details.retCode;
   if (retCode === RetCode.AuthenticationFailed || retCode === RetCode.AccessDenied) {
-    return new SyncFailure('AuthenticationFailed', 'permanent', `${err.message}; check the access key in the credentials Secret`, code);
+    return { reason: 'AuthenticationFailed', message: `${err.message}; check the access key in the credentials Secret`, retry };
   }
-  if (err.kind === 'quota') return new SyncFailure('QuotaExceeded', 'quota', err.message, code, QUOTA_BACKOFF_MS);
-  // A garbled page says nothing about the request: the next sync may well read a good one.
-  const permanent = err.kind === 'permanent' && err.details.code !== 'malformed-response';
-  return new SyncFailure('ListUsersFailed', permanent ? 'permanent' : 'retryable', err.message, code);
+  return { reason: err.kind === 'quota' ? 'QuotaExceeded' : 'ListUsersFailed', message: err.message, retry };
 }
 
 type ClientFactory = (options: HpcApiClientOptions) => HpcApiClient;
@@ -100,7 +83,7 @@ export class HpcUserSource implements UserSource {
     this.clientOptions = clientOptions;
   }
 
-  async listUsers(target: ProviderTarget, credentials: ProviderCredentials, idRange: IdRange, signal?: AbortSignal): Promise<UserListing> {
+  async listUsers(target: ProviderTarget, credentials: ProviderCredentials, signal?: AbortSignal): Promise<ListResult> {
     try {
       const client = this.clientFor(target, credentials);
       const listing = await client.listAllUsers(
@@ -112,10 +95,10 @@ export class HpcUserSource implements UserSource {
         },
         signal,
       );
-      const { users, skipped } = validateUsers(listing.rows, idRange);
-      return { users, skipped, pages: listing.pages, requests: listing.requests };
+      return { listing: { ...validateUsers(listing.rows), pages: listing.pages, requests: listing.requests } };
     } catch (err) {
-      throw toSyncFailure(err) ?? err;
+      if (err instanceof ProviderError) return { failure: failureOf(err) };
+      throw err;
     }
   }
 

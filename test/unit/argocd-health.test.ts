@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { API_VERSION, KIND, type HpcClusterStatus } from '../../src/api/hpccluster.js';
 import { nextStatus, type SyncOutcome } from '../../src/controller/status.js';
+import type { FailureReason, Retry } from '../../src/domain/failure.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { buildHealthRunner } from '../../tools/argocd/build.js';
 import { cmPatchPath, HEALTH_KEY, healthScriptPath, readHealthScript } from '../../tools/argocd/cm-patch.js';
@@ -23,7 +24,17 @@ const configMaps = ['chem-lab-users', 'chem-lab-nss'];
 const users = (n: number): HpcUser[] =>
   Array.from({ length: n }, (_, i) => ({ username: `u${i}`, uid: 2000 + i, gid: 2000 + i, role: 'member' as const, nasMountPoint: `/h/${i}`, userId: `usr-${i}`, hpcUserId: `h-${i}` }));
 const synced = (n: number): SyncOutcome => ({ reason: 'Synced', users: users(n), skipped: [] });
-const failed = (reason: Exclude<SyncOutcome['reason'], 'Synced' | 'Suspended'>, message: string): SyncOutcome => ({ reason, message });
+/** Each failure with the retry the operator gives it. */
+const RETRY: Record<FailureReason, Retry> = {
+  InvalidSpec: 'never',
+  CredentialsNotFound: 'never',
+  AuthenticationFailed: 'never',
+  ListUsersFailed: 'backoff',
+  QuotaExceeded: { afterMs: 900_000 },
+  ConfigMapTooLarge: { afterMs: 600_000 },
+  RemovalHeld: { afterMs: 600_000 },
+};
+const failed = (reason: FailureReason, message: string): SyncOutcome => ({ reason, message, retry: RETRY[reason] });
 
 const hpcCluster = (generation: number, status?: HpcClusterStatus) =>
   // A JSON round trip, as the object reaches Argo CD: fields left undefined disappear.

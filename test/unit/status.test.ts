@@ -29,7 +29,7 @@ describe('nextStatus', () => {
 
   it('keeps the last good users on a failure and marks a permanent one Stalled', () => {
     const good = nextStatus(undefined, 1, synced(3), t0, cms);
-    const failed = nextStatus(good, 1, { reason: 'AuthenticationFailed', message: 'ret_code 1200' }, later(1000), cms);
+    const failed = nextStatus(good, 1, { reason: 'AuthenticationFailed', message: 'ret_code 1200', retry: 'never' }, later(1000), cms);
     expect(failed.users).toEqual(good.users);
     expect(failed.lastSuccessfulSyncTime).toBe(good.lastSuccessfulSyncTime);
     expect(failed.lastSyncTime).toBe('2026-01-01T00:00:01Z');
@@ -40,7 +40,7 @@ describe('nextStatus', () => {
 
   it('marks a new generation Reconciling while its retryable failures last, until it syncs', () => {
     const good = nextStatus(undefined, 1, synced(1), t0, cms);
-    const failing = { reason: 'ListUsersFailed', message: 'HTTP 503' } as const;
+    const failing = { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' } as const;
     const first = nextStatus(good, 2, failing, later(1000), cms);
     expect(cond(first, 'Reconciling')?.status).toBe('True');
     const second = nextStatus(first, 2, failing, later(2000), cms);
@@ -51,11 +51,18 @@ describe('nextStatus', () => {
     expect(cond(afterwards, 'Reconciling')?.status).toBe('False');
   });
 
-  it('marks a permanent provider failure Stalled, not Reconciling, even on a new generation', () => {
+  it('marks a failure retrying cannot mend Stalled, not Reconciling, even on a new generation', () => {
     const good = nextStatus(undefined, 1, synced(1), t0, cms);
-    const s = nextStatus(good, 2, { reason: 'ListUsersFailed', message: 'ret_code 2100', permanent: true }, later(1000), cms);
+    const s = nextStatus(good, 2, { reason: 'ListUsersFailed', message: 'ret_code 2100', retry: 'never' }, later(1000), cms);
     expect(cond(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'ListUsersFailed', message: 'ret_code 2100' });
     expect(cond(s, 'Reconciling')?.status).toBe('False');
+  });
+
+  it('marks a failure retried later Reconciling on a new generation, never Stalled', () => {
+    const good = nextStatus(undefined, 1, synced(1), t0, cms);
+    const s = nextStatus(good, 2, { reason: 'QuotaExceeded', message: 'ret_code 2500', retry: { afterMs: 900_000 } }, later(1000), cms);
+    expect(cond(s, 'Stalled')?.status).toBe('False');
+    expect(cond(s, 'Reconciling')?.status).toBe('True');
   });
 
   it('keeps lastTransitionTime while a condition keeps its status', () => {
@@ -84,7 +91,7 @@ describe('statusWriteDue', () => {
     const a = nextStatus(undefined, 1, synced(3), t0, cms);
     expect(statusWriteDue(a, nextStatus(a, 1, synced(4), later(1), cms), later(1))).toBe(true);
     expect(statusWriteDue(a, nextStatus(a, 2, synced(3), later(1), cms), later(1))).toBe(true);
-    expect(statusWriteDue(a, nextStatus(a, 1, { reason: 'QuotaExceeded', message: 'q' }, later(1), cms), later(1))).toBe(true);
+    expect(statusWriteDue(a, nextStatus(a, 1, { reason: 'QuotaExceeded', message: 'q', retry: { afterMs: 900_000 } }, later(1), cms), later(1))).toBe(true);
     expect(statusWriteDue(undefined, a, t0)).toBe(true);
   });
 });

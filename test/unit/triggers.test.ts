@@ -63,7 +63,7 @@ describe('startupDelayMs', () => {
   it('syncs at once when a ConfigMap is missing, the spec is new, or the last sync failed', () => {
     expect(startupDelayMs(synced(new Date(t)), false, t + 1, () => 0)).toBe(0);
     expect(startupDelayMs({ ...synced(new Date(t)), metadata: { ...object(2).metadata } }, true, t + 1, () => 0)).toBe(0);
-    const failed = { ...object(1), status: nextStatus(undefined, 1, { reason: 'ListUsersFailed', message: 'x' }, new Date(t), []) };
+    const failed = { ...object(1), status: nextStatus(undefined, 1, { reason: 'ListUsersFailed', message: 'x', retry: 'backoff' }, new Date(t), []) };
     expect(startupDelayMs(failed, true, t + 1, () => 0)).toBe(0);
   });
 });

@@ -1,4 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { selectUsers } from '../../src/domain/select.js';
+import { DEFAULT_ID_RANGE, type IdRange } from '../../src/domain/user.js';
 import { validateUsers } from '../../src/domain/validate.js';
 import type { WireUser } from '../../src/provider/wire.js';
 
@@ -21,8 +23,9 @@ function row(overrides: Partial<WireUser> = {}): WireUser {
   };
 }
 
-function reasonFor(overrides: Partial<WireUser>, idRange?: { min: number; max: number }): string | undefined {
-  const result = validateUsers([row(overrides)], idRange);
+/** Why one row is skipped: malformed, or outside idRange (the default one unless given). */
+function reasonFor(overrides: Partial<WireUser>, idRange: IdRange = DEFAULT_ID_RANGE): string | undefined {
+  const result = selectUsers(validateUsers([row(overrides)]), { idRange });
   return result.skipped[0]?.reason;
 }
 
@@ -91,8 +94,8 @@ describe('validateUsers', () => {
     ['with a leading zero', '041522', 'uid "041522" is not a decimal integer'],
     ['root', '0', 'uid 0 (root) is never synced'],
     ['below idRange', '999', 'uid 999 is outside idRange 1000-2147483647'],
-    ['above idRange', '2147483648', 'uid 2147483648 is outside idRange 1000-2147483647'],
-    ['huge', '9'.repeat(40), `uid ${'9'.repeat(40)} is outside idRange 1000-2147483647`],
+    ['above the largest id', '2147483648', 'uid 2147483648 is above 2147483647, the largest id synced'],
+    ['huge', '9'.repeat(40), `uid ${'9'.repeat(40)} is above 2147483647, the largest id synced`],
   ])('skips a uid that is %s', (_name, uid_number, reason) => {
     expect(reasonFor({ uid_number })).toBe(reason);
   });

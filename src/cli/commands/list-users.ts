@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { selectUsers } from '../../domain/select.js';
 import { validateUsers } from '../../domain/validate.js';
-import type { HpcUser } from '../../domain/user.js';
+import { DEFAULT_ID_RANGE, type HpcUser } from '../../domain/user.js';
 import { HpcApiClient, type ListUsersQuery } from '../../provider/client.js';
 import { ProviderError } from '../../provider/errors.js';
 import { optionalString, requireString, UsageError, type Command, type FlagValues } from '../command.js';
@@ -99,7 +100,7 @@ Exit status: 0 listed, 1 the API call failed (one-line reason on stderr), 2 usag
     }
     try {
       const listing = await client.listAllUsers(query);
-      const { users, skipped } = validateUsers(listing.rows);
+      const { users, skipped } = selectUsers(validateUsers(listing.rows), { idRange: DEFAULT_ID_RANGE });
       process.stdout.write(`${output === 'json' ? JSON.stringify(users, null, 2) : formatUserTable(users)}\n`);
       for (const row of skipped) process.stderr.write(`skipped ${JSON.stringify(row.username)}: ${row.reason}\n`);
       process.stderr.write(

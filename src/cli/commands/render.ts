@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import { API_VERSION, KIND, validateSpec } from '../../api/hpccluster.js';
-import { credentialsFromSecret, listClusterUsers } from '../../controller/sync.js';
-import { configMapManifest, configMapSizeProblem, renderConfigMaps } from '../../render/configmaps.js';
+import { credentialsFromSecret, desiredUsers, providerTarget } from '../../controller/sync.js';
+import { configMapManifest } from '../../render/configmaps.js';
 import { HpcUserSource } from '../../provider/user-source.js';
 import { ACCESS_KEY_ID_ENV, SECRET_ACCESS_KEY_ENV } from './list-users.js';
 import { optionalString, requireString, UsageError, type Command } from '../command.js';
@@ -86,14 +86,15 @@ Exit status: 0 rendered, 1 the sync failed (one-line reason on stderr), 2 usage 
 
     const source = new HpcUserSource();
     try {
-      const listing = await listClusterUsers(source, spec, credentials);
-      for (const row of listing.skipped) process.stderr.write(`skipped ${JSON.stringify(row.username)}: ${row.reason}\n`);
-      const rendered = renderConfigMaps(name, listing.users);
-      const sizeProblem = configMapSizeProblem(rendered);
+      const answer = await source.listUsers(providerTarget(spec), credentials);
+      if ('failure' in answer) throw new Error(answer.failure.message);
+      const { listing } = answer;
+      const { users, skipped, rendered, sizeProblem } = desiredUsers(name, spec, listing);
+      for (const row of skipped) process.stderr.write(`skipped ${JSON.stringify(row.username)}: ${row.reason}\n`);
       if (sizeProblem !== undefined) throw new Error(sizeProblem);
       const documents = rendered.map((cm) => stringify(configMapManifest({ name, namespace }, cm), { lineWidth: 0 }));
       process.stdout.write(documents.map((doc) => `---\n${doc}`).join(''));
-      process.stderr.write(`${listing.users.length} users, ${listing.skipped.length} skipped, ${listing.pages} pages\n`);
+      process.stderr.write(`${users.length} users, ${skipped.length} skipped, ${listing.pages} pages\n`);
       return 0;
     } finally {
       source.close();

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { backoffDelayMs } from '../../../src/runtime/backoff.js';
 import {
-  RequeueAfterError,
   WorkQueue,
   type ReconcileReport,
   type ReconcileResult,
@@ -35,7 +34,7 @@ class ScriptedReconciler {
       this.calls.push({
         key,
         signal,
-        succeed: (result = {}) => {
+        succeed: (result = { outcome: 'success' }) => {
           settle();
           resolve(result);
         },
@@ -190,29 +189,56 @@ describe('WorkQueue', () => {
     const { queue, clock, reconciler } = makeQueue();
     queue.start(reconciler.reconcile);
     queue.add('k');
-    reconciler.call(0).succeed({ requeueAfterMs: 600_000 });
+    reconciler.call(0).succeed({ outcome: 'success', requeueAfterMs: 600_000 });
     await waitFor(() => clock.pendingDelays().length === 1, fast);
     expect(clock.pendingDelays()).toEqual([600_000]);
     clock.advance(600_000);
     expect(reconciler.calls).toHaveLength(2);
   });
 
-  it('requeues after exactly retryAfterMs on RequeueAfterError, without counting a failure', async () => {
+  it('requeues a requeue_after result after exactly requeueAfterMs, leaving the back-off as it was', async () => {
     const { queue, clock, reconciler, reports } = makeQueue();
     queue.start(reconciler.reconcile);
     queue.add('k');
     reconciler.call(0).fail(new Error('down'));
     await waitFor(() => clock.pendingDelays().length === 1, fast);
     clock.advance(1_000);
-    reconciler.call(1).fail(new RequeueAfterError(900_000));
+    reconciler.call(1).succeed({ outcome: 'requeue_after', requeueAfterMs: 900_000 });
     await waitFor(() => clock.pendingDelays().length === 1, fast);
     expect(clock.pendingDelays()).toEqual([900_000]);
     clock.advance(900_000);
     // The quota wait did not count: the next failure is the second, not the third.
-    reconciler.call(2).fail(new Error('down'));
+    reconciler.call(2).succeed({ outcome: 'error' });
     await waitFor(() => clock.pendingDelays().length === 1, fast);
     expect(clock.pendingDelays()).toEqual([2_000]);
     expect(reports.map((report) => report.outcome)).toEqual(['error', 'requeue_after', 'error']);
+  });
+
+  it('backs off a returned error as it does a thrown one, and reports no thrown error for it', async () => {
+    const { queue, clock, reconciler, reports } = makeQueue();
+    queue.start(reconciler.reconcile);
+    queue.add('k');
+    reconciler.call(0).succeed({ outcome: 'error' });
+    await waitFor(() => clock.pendingDelays().length === 1, fast);
+    expect(clock.pendingDelays()).toEqual([1_000]);
+    expect(reports).toEqual([{ key: 'k', outcome: 'error', durationSeconds: 0 }]);
+  });
+
+  it('leaves a stalled key until it is added again, with its back-off reset', async () => {
+    const { queue, clock, reconciler, reports } = makeQueue();
+    queue.start(reconciler.reconcile);
+    queue.add('k');
+    reconciler.call(0).fail(new Error('down'));
+    await waitFor(() => clock.pendingDelays().length === 1, fast);
+    clock.advance(1_000);
+    reconciler.call(1).succeed({ outcome: 'stalled' });
+    await waitFor(() => reports.length === 2, fast);
+    expect(clock.pendingDelays()).toEqual([]);
+    queue.add('k');
+    reconciler.call(2).fail(new Error('down'));
+    await waitFor(() => clock.pendingDelays().length === 1, fast);
+    expect(clock.pendingDelays()).toEqual([1_000]);
+    expect(reports.map((report) => report.outcome)).toEqual(['error', 'stalled', 'error']);
   });
 
   it('keeps the earliest due time when a key is scheduled twice', async () => {
@@ -269,7 +295,7 @@ describe('WorkQueue', () => {
     expect(clock.pendingDelays()).toEqual([30_000]);
     queue.add('after-shutdown');
     expect(shutDown).toBe(false);
-    reconciler.call(0).succeed({ requeueAfterMs: 1_000 });
+    reconciler.call(0).succeed({ outcome: 'success', requeueAfterMs: 1_000 });
     await shutdown;
     expect(reconciler.keys()).toEqual(['running']);
     expect(reconciler.call(0).signal.aborted).toBe(false);

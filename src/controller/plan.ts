@@ -1,0 +1,242 @@
+import { parseDuration } from '../api/duration.js';
+import { validateSpec, type HpcClusterObject, type HpcClusterSpec, type HpcClusterStatus } from '../api/hpccluster.js';
+import { describeDiff, diffUsers, isEmptyDiff, removalExceedsLimit } from '../domain/diff.js';
+import type { SyncFailure } from '../domain/failure.js';
+import type { SkippedUser } from '../domain/user.js';
+import {
+  configMapManifest,
+  CONTENT_HASH_ANNOTATION,
+  contentHashOf,
+  nssConfigMapName,
+  parseUsersJson,
+  usersConfigMapName,
+  type ConfigMapManifest,
+} from '../render/configmaps.js';
+import type { ListResult, ProviderCredentials, ProviderTarget } from '../provider/user-source.js';
+import { failurePolicy } from './policy.js';
+import type { ReconcileResult } from './queue.js';
+import { nextStatus, readyCondition, statusWriteDue, type SyncOutcome } from './status.js';
+import { credentialsFromSecret, desiredUsers, providerTarget } from './sync.js';
+
+/**
+ * The reconcile of one HpcCluster as pure decisions ("decide, then act"): from the object,
+ * its Secret's data, the provider's answer and the cached ConfigMaps, which ConfigMaps to
+ * write, which status, which events, and when to come back. It takes two steps because
+ * whether to call the provider at all is itself a decision: `planListing` says what to ask
+ * (or settles the reconcile without asking), `planSync` decides from the answer. The
+ * reconciler (reconcile.ts) does the I/O in between and after.
+ */
+
+export const SYNC_REQUESTED_ANNOTATION = 'hpc.shanhe.com/sync-requested';
+/** Label values are at most 63 characters, and the ConfigMaps carry the name as a label. */
+const MAX_NAME_LENGTH = 63;
+const DEFAULT_INTERVAL_MS = 600_000;
+
+/** What the reconcile reads of an existing ConfigMap. */
+export interface ConfigMapState {
+  resourceVersion?: string;
+  /** contentHashOf the data it holds. */
+  dataHash?: string;
+  usersJson?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { uid: string; controller?: boolean }[];
+}
+
+/**
+ * What a failure that retrying cannot mend was computed from. Until one of these changes,
+ * calling the provider again cannot succeed, so it is not called (the quota is not burnt).
+ */
+export interface FailureMemo {
+  generation: number;
+  secretFingerprint: string;
+  syncRequested: string | undefined;
+}
+
+export interface PlanInput {
+  /** The HpcCluster, from the cache; its namespace and name are the reconcile's key. */
+  object: HpcClusterObject & { metadata: { name: string; namespace: string } };
+  /** The data of the Secret the spec names; undefined when it does not exist. */
+  secret: Readonly<Record<string, string>> | undefined;
+  /** The cached `<name>-users` and `<name>-nss`, where they exist. */
+  configMaps: { users?: ConfigMapState | undefined; nss?: ConfigMapState | undefined };
+  /** What the last failure that retrying cannot mend was computed from, if one is remembered. */
+  memo: FailureMemo | undefined;
+  now: Date;
+  /** A number in [0, 1): the jitter of the periodic sync. */
+  jitter: number;
+}
+
+/** What the provider must be asked before the reconcile can decide. */
+export interface ListingRequest {
+  spec: HpcClusterSpec;
+  target: ProviderTarget;
+  credentials: ProviderCredentials;
+}
+
+export interface ConfigMapWrite {
+  manifest: ConfigMapManifest;
+  /** The cached state it replaces (a replace at its resourceVersion), or undefined to create. */
+  existing: ConfigMapState | undefined;
+}
+
+export interface PlannedEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** Everything one reconcile does, in the order it is done: ConfigMaps, status, events. */
+export interface Plan {
+  configMapWrites: ConfigMapWrite[];
+  /** The status to write; undefined when no write is due. */
+  status: HpcClusterStatus | undefined;
+  events: PlannedEvent[];
+  result: ReconcileResult;
+  /** What to remember from now on; undefined forgets any earlier memo. */
+  memo: FailureMemo | undefined;
+  /** The Ready reason this reconcile reports (for its log line). */
+  reason: string;
+  /** The failure this reconcile ran into, if it ran into one (a remembered one is not). */
+  failure?: SyncFailure;
+  /** What a complete listing held, for the log line and the metrics. */
+  listed?: { users: number; pages: number; requests: number };
+  /** Set when the users were synced. */
+  synced?: { users: number; pages: number };
+}
+
+/** Random jitter of up to 10% on the periodic sync, so resources spread out over time. */
+export function jitteredInterval(intervalMs: number, jitter: number): number {
+  return Math.round(intervalMs * (1 + 0.1 * jitter));
+}
+
+/** Whether the existing ConfigMap already holds exactly what would be written. */
+export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
+  if (existing === undefined) return false;
+  if (existing.dataHash !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
+  if (existing.annotations?.[CONTENT_HASH_ANNOTATION] !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
+  for (const [k, v] of Object.entries(desired.metadata.labels)) if (existing.labels?.[k] !== v) return false;
+  return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
+}
+
+const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
+  a.generation === b.generation && a.secretFingerprint === b.secretFingerprint && a.syncRequested === b.syncRequested;
+
+function memoOf(input: PlanInput): FailureMemo {
+  return {
+    generation: input.object.metadata.generation ?? 0,
+    secretFingerprint: contentHashOf(input.secret ?? {}),
+    syncRequested: input.object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION],
+  };
+}
+
+/** The status, events and memo of an outcome, with no ConfigMap writes. */
+function settle(
+  input: PlanInput,
+  outcome: SyncOutcome,
+  result: ReconcileResult,
+  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[] } = {},
+): Plan {
+  const { object, now } = input;
+  const name = object.metadata.name;
+  const previous = object.status;
+  const next = nextStatus(previous, object.metadata.generation ?? 0, outcome, now, [usersConfigMapName(name), nssConfigMapName(name)]);
+  const before = readyCondition(previous);
+  const after = readyCondition(next);
+  const events: PlannedEvent[] = [];
+  if (after !== undefined && after.status === 'False' && after.reason !== before?.reason) {
+    events.push({ type: 'Warning', reason: after.reason, message: after.message });
+  }
+  return {
+    configMapWrites: extra.configMapWrites ?? [],
+    status: statusWriteDue(previous, next, now) ? next : undefined,
+    events: [...events, ...(extra.events ?? [])],
+    result,
+    memo: extra.memo,
+    reason: outcome.reason,
+    ...('message' in outcome ? { failure: { reason: outcome.reason, message: outcome.message, retry: outcome.retry } } : {}),
+  };
+}
+
+/** A failed reconcile, handled as the error policy says. */
+function fail(input: PlanInput, failure: SyncFailure, skipped?: SkippedUser[]): Plan {
+  const policy = failurePolicy(failure);
+  return settle(input, skipped === undefined ? failure : { ...failure, skipped }, policy.result, policy.remember ? { memo: memoOf(input) } : {});
+}
+
+/**
+ * The Secret the reconcile needs read before it plans, if any: none for a spec it cannot
+ * serve or a suspended one, so that neither reads a Secret.
+ */
+export function credentialsSecretOf(object: HpcClusterObject): string | undefined {
+  const validation = validateSpec(object.spec);
+  return validation.ok && !validation.spec.suspend ? validation.spec.credentialsSecretRef.name : undefined;
+}
+
+/**
+ * The first step: the request to send the provider, or the whole plan when the reconcile is
+ * settled without one (an invalid spec, suspend, missing credentials, a remembered failure).
+ */
+export function planListing(input: PlanInput): { request: ListingRequest } | { plan: Plan } {
+  const { object } = input;
+  const name = object.metadata.name;
+  const validation = validateSpec(object.spec);
+  if (!validation.ok) {
+    return { plan: fail(input, { reason: 'InvalidSpec', message: `Invalid spec, fix: ${validation.message}`, retry: 'never' }) };
+  }
+  if (name.length > MAX_NAME_LENGTH) {
+    const message = `metadata.name must be at most ${MAX_NAME_LENGTH} characters: it labels the ConfigMaps`;
+    return { plan: fail(input, { reason: 'InvalidSpec', message, retry: 'never' }) };
+  }
+  const spec = validation.spec;
+  if (spec.suspend) return { plan: settle(input, { reason: 'Suspended' }, { outcome: 'success' }) };
+  const credentials = credentialsFromSecret(spec.credentialsSecretRef, input.secret);
+  if (typeof credentials === 'string') {
+    return { plan: fail(input, { reason: 'CredentialsNotFound', message: credentials, retry: 'never' }) };
+  }
+  if (input.memo !== undefined && sameMemo(input.memo, memoOf(input))) {
+    // Nothing the remembered failure depended on has changed, and status already says what to fix.
+    const reason = readyCondition(object.status)?.reason ?? 'Stalled';
+    return { plan: { configMapWrites: [], status: undefined, events: [], result: { outcome: 'stalled' }, memo: input.memo, reason } };
+  }
+  return { request: { spec, target: providerTarget(spec), credentials } };
+}
+
+/** The second step: what the provider's answer comes to. */
+export function planSync(input: PlanInput, request: ListingRequest, answer: ListResult): Plan {
+  if ('failure' in answer) return fail(input, answer.failure);
+  const { object, configMaps } = input;
+  const { spec } = request;
+  const { name, namespace } = object.metadata;
+  const listing = answer.listing;
+  const listed = { pages: listing.pages, requests: listing.requests };
+  const periodic = jitteredInterval(parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS, input.jitter);
+  const desired = desiredUsers(name, spec, listing);
+  const { users, skipped } = desired;
+  const withListing = (plan: Plan): Plan => ({ ...plan, listed: { ...listed, users: users.length } });
+
+  if (desired.sizeProblem !== undefined) {
+    return withListing(fail(input, { reason: 'ConfigMapTooLarge', message: desired.sizeProblem, retry: { afterMs: periodic } }, skipped));
+  }
+  // The last good list: users.json, or status when the ConfigMap was deleted behind our back.
+  const previousUsers =
+    parseUsersJson(configMaps.users?.usersJson) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
+  const diff = diffUsers(previousUsers ?? [], users);
+  if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
+    const message = `the sync would remove ${diff.removed.length} of ${previousUsers.length} users, more than maxUserRemovalPercent ${spec.maxUserRemovalPercent}%; raise spec.maxUserRemovalPercent to accept it`;
+    return withListing(fail(input, { reason: 'RemovalHeld', message, retry: { afterMs: periodic } }, skipped));
+  }
+
+  const ownerUid = object.metadata.uid ?? '';
+  const cached = [configMaps.users, configMaps.nss];
+  const configMapWrites = desired.rendered
+    .map((cm, i) => ({ manifest: configMapManifest({ name, namespace, uid: ownerUid }, cm), existing: cached[i] }))
+    .filter(({ manifest, existing }) => !configMapUpToDate(existing, manifest, ownerUid));
+  const events: PlannedEvent[] = isEmptyDiff(diff)
+    ? []
+    : previousUsers === undefined
+      ? [{ type: 'Normal', reason: 'Synced', message: `${users.length} users synced` }]
+      : [{ type: 'Normal', reason: 'UsersChanged', message: `Users changed: ${describeDiff(diff)}` }];
+  const plan = settle(input, { reason: 'Synced', users, skipped }, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events });
+  return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
+}

@@ -1,0 +1,271 @@
+// The reconcile's decisions, path by path, without Kubernetes or a provider: each test gives
+// the plan what the reconciler would have read and checks what it would write.
+import { describe, expect, it } from '@jest/globals';
+import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
+import type { SyncFailure } from '../../../src/domain/failure.js';
+import type { HpcUser } from '../../../src/domain/user.js';
+import {
+  credentialsSecretOf,
+  planListing,
+  planSync,
+  type ConfigMapState,
+  type ListingRequest,
+  type Plan,
+  type PlanInput,
+} from '../../../src/controller/plan.js';
+import { contentHashOf, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
+import type { ListResult } from '../../../src/provider/user-source.js';
+
+const NOW = new Date('2026-03-01T12:00:00Z');
+const SECRET = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
+const UID = 'uid-1';
+
+const user = (username: string, uid: number): HpcUser => ({
+  username,
+  uid,
+  gid: uid,
+  role: 'member',
+  nasMountPoint: `/public/${username}`,
+  userId: `usr-${username}`,
+  hpcUserId: `hpcuser-${username}`,
+});
+const team = (count: number): HpcUser[] => Array.from({ length: count }, (_, i) => user(`u${String(i).padStart(3, '0')}`, 2000 + i));
+
+function object(spec: Record<string, unknown> = {}, meta: Partial<HpcClusterObject['metadata']> = {}, status?: HpcClusterStatus): PlanInput['object'] {
+  return {
+    apiVersion: 'hpc.shanhe.com/v1alpha1',
+    kind: 'HpcCluster',
+    metadata: { name: 'lab', namespace: 'research', uid: UID, generation: 1, ...meta },
+    spec: { clusterId: 'hpc-1', zone: 'jinan1a', credentialsSecretRef: { name: 'keys' }, syncInterval: '10m', ...spec },
+    ...(status === undefined ? {} : { status }),
+  };
+}
+
+function input(over: Partial<PlanInput> = {}): PlanInput {
+  return { object: object(), secret: SECRET, configMaps: {}, memo: undefined, now: NOW, jitter: 0, ...over };
+}
+
+const listed = (users: HpcUser[], skipped: { username: string; reason: string }[] = []): ListResult => ({
+  listing: { users, skipped, pages: 1, requests: 1 },
+});
+const failed = (failure: SyncFailure): ListResult => ({ failure });
+
+function request(of: PlanInput): ListingRequest {
+  const first = planListing(of);
+  if (!('request' in first)) throw new Error(`expected a provider request, got a plan for ${first.plan.reason}`);
+  return first.request;
+}
+
+/** Both steps, as the reconciler runs them. */
+function plan(of: PlanInput, answer: ListResult): Plan {
+  return planSync(of, request(of), answer);
+}
+
+function settled(of: PlanInput): Plan {
+  const first = planListing(of);
+  if (!('plan' in first)) throw new Error('expected the reconcile to settle without the provider');
+  return first.plan;
+}
+
+/** The cached state of a ConfigMap the operator wrote from `manifest`. */
+function cachedFrom(manifest: ConfigMapManifest): ConfigMapState {
+  return {
+    resourceVersion: '7',
+    dataHash: contentHashOf(manifest.data),
+    ...(manifest.data[USERS_JSON_KEY] === undefined ? {} : { usersJson: manifest.data[USERS_JSON_KEY] }),
+    labels: manifest.metadata.labels,
+    annotations: manifest.metadata.annotations,
+    ownerReferences: [{ uid: UID, controller: true }],
+  };
+}
+
+/** The state after a first sync of `users`: the object's status and both cached ConfigMaps. */
+function afterFirstSync(users: HpcUser[], spec: Record<string, unknown> = {}): PlanInput {
+  const first = plan(input({ object: object(spec) }), listed(users));
+  const [usersCm, nssCm] = first.configMapWrites.map((w) => cachedFrom(w.manifest));
+  return input({ object: object(spec, {}, first.status), configMaps: { users: usersCm, nss: nssCm } });
+}
+
+const ready = (p: Plan) => p.status?.conditions?.find((c) => c.type === 'Ready');
+const conditionStatus = (p: Plan, type: string) => p.status?.conditions?.find((c) => c.type === type)?.status;
+
+describe('planListing', () => {
+  it('asks the provider for the spec’s cluster with the Secret’s keys', () => {
+    expect(request(input({ object: object({ filter: { userId: 'usr-1' } }) }))).toMatchObject({
+      target: { endpoint: 'https://hpc.api.shanhe.com', zone: 'jinan1a', clusterId: 'hpc-1', userId: 'usr-1', allowInsecureHttp: false },
+      credentials: { accessKeyId: 'AKID', secretAccessKey: 'the-secret' },
+    });
+  });
+
+  it('names the Secret to read only for a spec it can serve and is not suspended', () => {
+    expect(credentialsSecretOf(object())).toBe('keys');
+    expect(credentialsSecretOf(object({ suspend: true }))).toBeUndefined();
+    expect(credentialsSecretOf(object({ zone: undefined }))).toBeUndefined();
+  });
+
+  it('stalls an invalid spec with InvalidSpec, saying what to fix, and writes no ConfigMap', () => {
+    const p = settled(input({ object: object({ zone: undefined }) }));
+    expect(ready(p)).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ready(p)?.message).toMatch(/^Invalid spec, fix: spec\.zone/);
+    expect(conditionStatus(p, 'Stalled')).toBe('True');
+    expect(p.configMapWrites).toEqual([]);
+    expect(p.result).toEqual({ outcome: 'stalled' });
+    expect(p.events).toEqual([{ type: 'Warning', reason: 'InvalidSpec', message: ready(p)?.message }]);
+  });
+
+  it('stalls a name too long to label the ConfigMaps with InvalidSpec', () => {
+    const p = settled(input({ object: object({}, { name: `a${'b'.repeat(63)}` }) }));
+    expect(ready(p)).toMatchObject({ reason: 'InvalidSpec', message: 'metadata.name must be at most 63 characters: it labels the ConfigMaps' });
+    expect(p.result).toEqual({ outcome: 'stalled' });
+  });
+
+  it('reports a suspended resource Ready without a provider call or ConfigMap write', () => {
+    const p = settled(input({ object: object({ suspend: true }), secret: undefined }));
+    expect(ready(p)).toMatchObject({ status: 'True', reason: 'Suspended' });
+    expect(p.configMapWrites).toEqual([]);
+    expect(p.result).toEqual({ outcome: 'success' });
+    expect(p.failure).toBeUndefined();
+  });
+
+  it('stalls a missing Secret or key with CredentialsNotFound, naming what to create', () => {
+    const missing = settled(input({ secret: undefined }));
+    expect(ready(missing)).toMatchObject({ reason: 'CredentialsNotFound', message: 'Secret keys not found in this namespace; create it with keys access_key_id and secret_access_key' });
+    expect(conditionStatus(missing, 'Stalled')).toBe('True');
+    const empty = settled(input({ secret: { access_key_id: 'AKID', secret_access_key: ' ' } }));
+    expect(ready(empty)?.message).toBe('Secret keys has no non-empty key secret_access_key');
+    expect(JSON.stringify(empty)).not.toContain('AKID');
+  });
+});
+
+describe('planSync', () => {
+  it('syncs a first listing: both ConfigMaps created, status Synced, one Synced event, back at the interval', () => {
+    const p = plan(input(), listed([user('bob', 2001), user('ann', 2000)], [{ username: 'x:y', reason: 'bad' }]));
+    expect(p.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing])).toEqual([
+      ['lab-users', undefined],
+      ['lab-nss', undefined],
+    ]);
+    expect(p.configMapWrites[0]?.manifest.metadata.ownerReferences?.[0]).toMatchObject({ uid: UID, controller: true });
+    expect(ready(p)).toMatchObject({ status: 'True', reason: 'Synced', message: '2 users synced, 1 skipped (see status.skippedUsers)' });
+    expect(p.status).toMatchObject({ userCount: 2, skippedUserCount: 1, configMaps: ['lab-users', 'lab-nss'] });
+    expect(p.events).toEqual([{ type: 'Normal', reason: 'Synced', message: '2 users synced' }]);
+    expect(p.result).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
+    expect(p.synced).toEqual({ users: 2, pages: 1 });
+    expect(p.failure).toBeUndefined();
+  });
+
+  it('spreads the periodic sync by up to 10%', () => {
+    expect(plan(input({ jitter: 0.5 }), listed([user('ann', 2000)])).result).toEqual({ outcome: 'success', requeueAfterMs: 630_000 });
+  });
+
+  it('writes nothing when nothing changed upstream', () => {
+    const before = afterFirstSync(team(3));
+    const p = plan(before, listed(team(3)));
+    expect(p.configMapWrites).toEqual([]);
+    expect(p.status).toBeUndefined();
+    expect(p.events).toEqual([]);
+    expect(p.result).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
+  });
+
+  it('replaces both ConfigMaps at their resourceVersion and announces what changed', () => {
+    const before = afterFirstSync(team(3));
+    const p = plan(before, listed([...team(2), user('zed', 3000)]));
+    expect(p.configMapWrites.map((w) => w.existing?.resourceVersion)).toEqual(['7', '7']);
+    expect(p.events).toEqual([{ type: 'Normal', reason: 'UsersChanged', message: 'Users changed: 1 added (zed), 1 removed (u002)' }]);
+    expect(p.status?.userCount).toBe(3);
+  });
+
+  it('repairs drift: an edited ConfigMap is rewritten, a deleted one recreated, the other left alone', () => {
+    const before = afterFirstSync(team(2));
+    const edited = plan({ ...before, configMaps: { ...before.configMaps, users: { ...before.configMaps.users, dataHash: 'sha256:edited' } } }, listed(team(2)));
+    expect(edited.configMapWrites.map((w) => w.manifest.metadata.name)).toEqual(['lab-users']);
+    const deleted = plan({ ...before, configMaps: { users: before.configMaps.users } }, listed(team(2)));
+    expect(deleted.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing])).toEqual([['lab-nss', undefined]]);
+    // Repairing is no news about users.
+    expect([...edited.events, ...deleted.events]).toEqual([]);
+  });
+
+  it('selects users by idRange and roles, reporting those outside idRange', () => {
+    const p = plan(input({ object: object({ idRange: { min: 2000, max: 2001 }, filter: { roles: ['admin'] } }) }), listed([{ ...user('ann', 2000), role: 'admin' }, user('ben', 2001), user('cat', 2002)]));
+    expect(p.status?.users?.map((u) => u.username)).toEqual(['ann']);
+    expect(p.status?.skippedUsers).toEqual([{ username: 'cat', reason: 'uid 2002 is outside idRange 2000-2001' }]);
+  });
+
+  it.each<[string, SyncFailure, Plan['result'], boolean]>([
+    ['a transient provider failure', { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' }, { outcome: 'error' }, false],
+    ['a spent quota', { reason: 'QuotaExceeded', message: 'ret_code 2500', retry: { afterMs: 900_000 } }, { outcome: 'requeue_after', requeueAfterMs: 900_000 }, false],
+    ['bad credentials', { reason: 'AuthenticationFailed', message: 'ret_code 1200; check the access key', retry: 'never' }, { outcome: 'stalled' }, true],
+    ['an unknown cluster (ret_code 2100)', { reason: 'ListUsersFailed', message: 'ret_code 2100', retry: 'never' }, { outcome: 'stalled' }, true],
+  ])('on %s keeps the ConfigMaps and the last good users, warns once, and comes back as the policy says', (_name, failure, result, stalled) => {
+    const before = afterFirstSync(team(3));
+    const p = plan(before, failed(failure));
+    expect(p.configMapWrites).toEqual([]);
+    expect(ready(p)).toMatchObject({ status: 'False', reason: failure.reason, message: failure.message });
+    expect(p.status?.users).toEqual(before.object.status?.users);
+    expect(conditionStatus(p, 'Stalled')).toBe(stalled ? 'True' : 'False');
+    expect(p.events).toEqual([{ type: 'Warning', reason: failure.reason, message: failure.message }]);
+    expect(p.result).toEqual(result);
+    expect(p.failure).toEqual(failure);
+    expect(p.memo !== undefined).toBe(stalled);
+    // The same failure again is no news: no second event.
+    const again = plan({ ...before, object: { ...before.object, status: p.status } }, failed(failure));
+    expect(again.events).toEqual([]);
+  });
+
+  it('holds a removal above maxUserRemovalPercent, writing nothing, until the next periodic sync', () => {
+    const before = afterFirstSync(team(10));
+    const p = plan(before, listed(team(3)));
+    expect(p.configMapWrites).toEqual([]);
+    expect(ready(p)).toMatchObject({ reason: 'RemovalHeld' });
+    expect(ready(p)?.message).toContain('remove 7 of 10 users, more than maxUserRemovalPercent 50%');
+    expect(p.result).toEqual({ outcome: 'requeue_after', requeueAfterMs: 600_000 });
+    expect(conditionStatus(p, 'Stalled')).toBe('False');
+    const allowed = plan({ ...before, object: object({ maxUserRemovalPercent: 100 }, { generation: 2 }, before.object.status) }, listed(team(3)));
+    expect(ready(allowed)?.reason).toBe('Synced');
+    expect(allowed.configMapWrites).toHaveLength(2);
+  });
+
+  it('holds a removal measured against status when users.json is gone', () => {
+    const before = afterFirstSync(team(10));
+    expect(ready(plan({ ...before, configMaps: {} }, listed(team(3))))?.reason).toBe('RemovalHeld');
+  });
+
+  it('refuses a user list too large for a ConfigMap, writing nothing', () => {
+    const huge = team(4000).map((u) => ({ ...u, nasMountPoint: `/public/${'x'.repeat(200)}/${u.username}` }));
+    const p = plan(input(), listed(huge));
+    expect(p.configMapWrites).toEqual([]);
+    expect(ready(p)?.reason).toBe('ConfigMapTooLarge');
+    expect(ready(p)?.message).toMatch(/^ConfigMap lab-users would hold \d+ bytes/);
+    expect(p.result).toEqual({ outcome: 'requeue_after', requeueAfterMs: 600_000 });
+  });
+});
+
+describe('the memo of a failure retrying cannot mend', () => {
+  const stalledBy = (failure: SyncFailure) => {
+    const before = afterFirstSync(team(2));
+    const p = plan(before, failed(failure));
+    return { ...before, object: { ...before.object, status: p.status }, memo: p.memo };
+  };
+  const auth: SyncFailure = { reason: 'AuthenticationFailed', message: 'ret_code 1200', retry: 'never' };
+
+  it('settles without the provider, writing nothing and warning nothing, while nothing changed', () => {
+    const p = settled(stalledBy(auth));
+    expect(p).toMatchObject({ configMapWrites: [], status: undefined, events: [], result: { outcome: 'stalled' }, reason: 'AuthenticationFailed' });
+    expect(p.failure).toBeUndefined();
+    expect(p.memo).toBeDefined();
+  });
+
+  it('asks the provider again after a new generation, a changed Secret or a sync request', () => {
+    const stalled = stalledBy(auth);
+    const meta = stalled.object.metadata;
+    expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, generation: 2 } } })).toBeDefined();
+    expect(request({ ...stalled, secret: { ...SECRET, secret_access_key: 'rotated' } })).toBeDefined();
+    expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, annotations: { 'hpc.shanhe.com/sync-requested': '1' } } } })).toBeDefined();
+  });
+
+  it('is forgotten by a sync and not kept by a failure that may be retried', () => {
+    const stalled = stalledBy(auth);
+    const next = { ...stalled, object: { ...stalled.object, metadata: { ...stalled.object.metadata, generation: 2 } } };
+    expect(plan(next, listed(team(2))).memo).toBeUndefined();
+    expect(plan(next, failed({ reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' })).memo).toBeUndefined();
+  });
+});
