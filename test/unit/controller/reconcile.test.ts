@@ -1,0 +1,122 @@
+// The thin reconciler around the plan: what it reads, the order it writes in, the memo it
+// keeps between reconciles, and one log line per reconcile.
+import { describe, expect, it } from '@jest/globals';
+import { pino } from 'pino';
+import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
+import type { ConfigMapState } from '../../../src/controller/plan.js';
+import { HpcClusterReconciler, type KubePort, type ObjectKey } from '../../../src/controller/reconcile.js';
+import type { SyncFailure } from '../../../src/domain/failure.js';
+import type { ConfigMapManifest } from '../../../src/render/configmaps.js';
+import type { ListResult, UserSource } from '../../../src/provider/user-source.js';
+
+const KEY = { namespace: 'research', name: 'lab' };
+
+/** A KubePort over plain maps, recording every write in order. */
+class MemoryKube implements KubePort {
+  readonly writes: string[] = [];
+  object: HpcClusterObject | undefined = {
+    apiVersion: 'hpc.shanhe.com/v1alpha1',
+    kind: 'HpcCluster',
+    metadata: { ...KEY, uid: 'uid-1', generation: 1 },
+    spec: { clusterId: 'hpc-1', zone: 'jinan1a', credentialsSecretRef: { name: 'keys' } },
+  };
+  secretReads = 0;
+
+  getHpcCluster(): HpcClusterObject | undefined {
+    return this.object;
+  }
+  getConfigMap(): ConfigMapState | undefined {
+    return undefined;
+  }
+  readSecret(): Promise<Record<string, string> | undefined> {
+    this.secretReads++;
+    return Promise.resolve({ access_key_id: 'AKID', secret_access_key: 'the-secret' });
+  }
+  writeConfigMap(manifest: ConfigMapManifest): Promise<void> {
+    this.writes.push(`configmap ${manifest.metadata.name}`);
+    return Promise.resolve();
+  }
+  writeStatus(_key: ObjectKey, status: HpcClusterStatus): Promise<void> {
+    this.writes.push('status');
+    if (this.object !== undefined) this.object = { ...this.object, status };
+    return Promise.resolve();
+  }
+  recordEvent(_object: HpcClusterObject, type: string, reason: string): Promise<void> {
+    this.writes.push(`event ${type} ${reason}`);
+    return Promise.resolve();
+  }
+}
+
+function setup(answer: () => ListResult | Promise<ListResult>) {
+  const kube = new MemoryKube();
+  const lines: { level: number; msg: string; [field: string]: unknown }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  let calls = 0;
+  const users: UserSource = {
+    listUsers: () => {
+      calls++;
+      return Promise.resolve(answer());
+    },
+    close: () => undefined,
+  };
+  const reconciler = new HpcClusterReconciler({ kube, users, logger, random: () => 0 });
+  return { kube, lines, reconciler, calls: () => calls };
+}
+
+const signal = new AbortController().signal;
+const ann = { username: 'ann', uid: 2000, gid: 2000, role: 'member' as const, nasMountPoint: '/h/ann', userId: 'usr-ann', hpcUserId: 'h-ann' };
+const auth: SyncFailure = { reason: 'AuthenticationFailed', message: 'ret_code 1200', retry: 'never' };
+
+describe('HpcClusterReconciler', () => {
+  it('writes the ConfigMaps, then status, then the event, and logs one line', async () => {
+    const { kube, lines, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
+    expect(kube.writes).toEqual(['configmap lab-users', 'configmap lab-nss', 'status', 'event Normal Synced']);
+    expect(lines.map((l) => [l.msg, l.result, l.outcome, l.users])).toEqual([['reconciled', 'Synced', 'success', 1]]);
+  });
+
+  it('logs a failure once, as a warning, and returns it instead of throwing', async () => {
+    const { lines, reconciler } = setup(() => ({ failure: { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' } }));
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error' });
+    expect(lines.map((l) => [l.msg, l.result, l.error])).toEqual([['reconcile failed', 'ListUsersFailed', 'HTTP 503']]);
+    expect(lines[0]?.level).toBe(40);
+  });
+
+  it('remembers a failure retrying cannot mend: the next reconcile calls nobody and logs no failure', async () => {
+    const { kube, lines, reconciler, calls } = setup(() => ({ failure: auth }));
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'stalled' });
+    const writes = kube.writes.length;
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'stalled' });
+    expect(calls()).toBe(1);
+    expect(kube.writes).toHaveLength(writes);
+    expect(lines.map((l) => [l.msg, l.result, l.outcome])).toEqual([
+      ['reconcile failed', 'AuthenticationFailed', 'stalled'],
+      ['reconciled', 'AuthenticationFailed', 'stalled'],
+    ]);
+  });
+
+  it('forgets a deleted resource, memo included', async () => {
+    const { kube, reconciler, calls } = setup(() => ({ failure: auth }));
+    await reconciler.reconcile(KEY, signal);
+    const object = kube.object;
+    kube.object = undefined;
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success' });
+    kube.object = object;
+    await reconciler.reconcile(KEY, signal);
+    expect(calls()).toBe(2);
+  });
+
+  it('reads no Secret for a suspended resource', async () => {
+    const { kube, reconciler, calls } = setup(() => ({ failure: auth }));
+    if (kube.object !== undefined) kube.object = { ...kube.object, spec: { ...(kube.object.spec as object), suspend: true } };
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success' });
+    expect(kube.secretReads).toBe(0);
+    expect(calls()).toBe(0);
+  });
+
+  it('logs and rethrows what nobody expected, once', async () => {
+    const { lines, reconciler } = setup(() => Promise.reject(new Error('bug')));
+    await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow('bug');
+    expect(lines.map((l) => [l.msg, l.error])).toEqual([['reconcile failed', 'bug']]);
+  });
+});
