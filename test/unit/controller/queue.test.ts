@@ -196,13 +196,19 @@ describe('WorkQueue', () => {
     expect(reconciler.calls).toHaveLength(2);
   });
 
+  /** A queue whose key 'k' failed once (thrown) and runs again after its first back-off. */
+  async function afterOneFailure() {
+    const made = makeQueue();
+    made.queue.start(made.reconciler.reconcile);
+    made.queue.add('k');
+    made.reconciler.call(0).fail(new Error('down'));
+    await waitFor(() => made.clock.pendingDelays().length === 1, fast);
+    made.clock.advance(1_000);
+    return made;
+  }
+
   it('requeues a requeue_after result after exactly requeueAfterMs, leaving the back-off as it was', async () => {
-    const { queue, clock, reconciler, reports } = makeQueue();
-    queue.start(reconciler.reconcile);
-    queue.add('k');
-    reconciler.call(0).fail(new Error('down'));
-    await waitFor(() => clock.pendingDelays().length === 1, fast);
-    clock.advance(1_000);
+    const { clock, reconciler, reports } = await afterOneFailure();
     reconciler.call(1).succeed({ outcome: 'requeue_after', requeueAfterMs: 900_000 });
     await waitFor(() => clock.pendingDelays().length === 1, fast);
     expect(clock.pendingDelays()).toEqual([900_000]);
@@ -225,12 +231,7 @@ describe('WorkQueue', () => {
   });
 
   it('leaves a stalled key until it is added again, with its back-off reset', async () => {
-    const { queue, clock, reconciler, reports } = makeQueue();
-    queue.start(reconciler.reconcile);
-    queue.add('k');
-    reconciler.call(0).fail(new Error('down'));
-    await waitFor(() => clock.pendingDelays().length === 1, fast);
-    clock.advance(1_000);
+    const { queue, clock, reconciler, reports } = await afterOneFailure();
     reconciler.call(1).succeed({ outcome: 'stalled' });
     await waitFor(() => reports.length === 2, fast);
     expect(clock.pendingDelays()).toEqual([]);
