@@ -130,7 +130,7 @@ function memoOf(input: PlanInput): FailureMemo {
   };
 }
 
-/** The status, events and memo of an outcome, with no ConfigMap writes. */
+/** The plan of an outcome: its status (when a write is due), a Warning when Ready turns False anew, and `extra`. */
 function settle(
   input: PlanInput,
   outcome: SyncOutcome,
