@@ -99,12 +99,20 @@ export function renderConfigMaps(clusterName: string, users: readonly HpcUser[])
   ];
 }
 
-/** What is wrong when a ConfigMap would pass the apiserver's size limit, or undefined. */
+/**
+ * Users of the usual size one HpcCluster holds before its -users ConfigMap passes the limit:
+ * 3,472 with 12-character usernames and /public/shanhe/<username> homes (README, "Large clusters").
+ */
+export const USUAL_MAX_USERS = 3400;
+
+/** What is wrong when a ConfigMap would pass the apiserver's size limit, and which filter helps; or undefined. */
 export function configMapSizeProblem(rendered: readonly RenderedConfigMap[]): string | undefined {
   const tooLarge = rendered.find((cm) => cm.size > MAX_CONFIGMAP_BYTES);
   return tooLarge === undefined
     ? undefined
-    : `ConfigMap ${tooLarge.name} would hold ${tooLarge.size} bytes, over the ${MAX_CONFIGMAP_BYTES}-byte limit; narrow spec.filter`;
+    : `ConfigMap ${tooLarge.name} would hold ${tooLarge.size} bytes, over the ${MAX_CONFIGMAP_BYTES}-byte limit ` +
+        `(one HpcCluster holds about ${USUAL_MAX_USERS} users of the usual size): split the users over several HpcClusters ` +
+        `of the same clusterId with spec.filter.searchWord (the API then returns fewer users per sync), or keep fewer with spec.filter.roles`;
 }
 
 /**

@@ -290,6 +290,7 @@ test('a user list too large for a ConfigMap is refused and nothing is written', 
   await createHpcCluster(admin, namespace, 'huge', { clusterId: 'hpc-huge', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: SECRET } });
   const object = await waitForReady(admin, namespace, 'huge', 'ConfigMapTooLarge');
   expect(readyOf(object)?.message).toMatch(/ConfigMap huge-users would hold \d+ bytes/);
+  expect(readyOf(object)?.message).toContain('spec.filter.searchWord');
   expect(await configMaps('huge')).toEqual([undefined, undefined]);
 });
 

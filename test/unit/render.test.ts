@@ -2,11 +2,13 @@ import { describe, expect, it } from '@jest/globals';
 import type { HpcUser } from '../../src/domain/user.js';
 import {
   configMapManifest,
+  configMapSizeProblem,
   contentHashOf,
   parseUsersJson,
   renderConfigMaps,
   renderNssData,
   renderUsersData,
+  USUAL_MAX_USERS,
 } from '../../src/render/configmaps.js';
 
 const alice: HpcUser = { username: 'alice', uid: 41522, gid: 41522, role: 'member', nasMountPoint: '/public/shanhe/s0723', userId: 'usr-a', hpcUserId: 'hpcuser-a' };
@@ -59,6 +61,19 @@ describe('renderConfigMaps', () => {
     expect(nss?.name).toBe('chem-lab-nss');
     const expectedSize = Object.entries(users?.data ?? {}).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
     expect(users?.size).toBe(expectedSize);
+  });
+
+  it('fits the users of the usual size the README promises, and names the filter to use past the limit', () => {
+    const usual = (count: number): HpcUser[] =>
+      Array.from({ length: count }, (_, i) => {
+        const username = `usr-${String(i).padStart(8, '0')}`;
+        const uid = 10_000 + i;
+        return { username, uid, gid: uid, role: 'member', nasMountPoint: `/public/shanhe/${username}`, userId: username, hpcUserId: `hpcuser-${String(i).padStart(8, '0')}` };
+      });
+    expect(configMapSizeProblem(renderConfigMaps('chem-lab', usual(USUAL_MAX_USERS)))).toBeUndefined();
+    const problem = configMapSizeProblem(renderConfigMaps('chem-lab', usual(USUAL_MAX_USERS + 200)));
+    expect(problem).toMatch(/^ConfigMap chem-lab-users would hold \d+ bytes, over the 1048576-byte limit/);
+    expect(problem).toContain('spec.filter.searchWord');
   });
 
   it('builds the manifest with labels, the content hash and a controller ownerReference', () => {
