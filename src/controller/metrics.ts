@@ -1,6 +1,7 @@
 // Every Prometheus metric of the operator, on a registry of its own (not prom-client's
 // global one, so tests and several operators in one process never share series).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KeyReport } from '../budget/key-budgets.js';
 import type { ReconcileOutcome } from './queue.js';
 
 const prefix = 'hpc_user_operator_';
@@ -84,6 +85,33 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  /** What the access keys' budgets say at scrape time; see watchKeyBudgets. */
+  private keyReports: () => KeyReport[] = () => [];
+
+  private readonly keyGauges = (
+    [
+      ['key_budget_calls_per_hour', 'Calls an hour the operator lets itself make with an access key (its rate less the safety margin).', (r) => r.budgetPerHour],
+      ['key_planned_calls_per_hour', "Calls an hour the periodic syncs of an access key's resources make at their effective intervals.", (r) => r.plannedPerHour],
+      ['key_demand_calls_per_hour', "Calls an hour an access key's resources would make at their spec intervals.", (r) => r.demandPerHour],
+      ['key_tokens', "Calls an access key's bucket can give now (negative while a grown list's calls are repaid).", (r) => r.tokens],
+      ['key_resources', 'HpcClusters that sync with an access key.', (r) => r.resources],
+      ['key_stretched_resources', "HpcClusters of an access key whose interval is stretched beyond spec.syncInterval to fit the key's budget.", (r) => r.stretched],
+      ['key_paused_until_timestamp_seconds', 'Unix time until which an access key is paused after the provider answered QuotaExceeded (0: not paused).', (r) => (r.pausedUntil ?? 0) / 1000],
+    ] as const satisfies readonly (readonly [string, string, (report: KeyReport) => number])[]
+  ).map(([name, help, value]) => {
+    const reports = (): KeyReport[] => this.keyReports();
+    return new Gauge({
+      name: `${prefix}${name}`,
+      help: `${help} key: a short hash of the key, never its id.`,
+      labelNames: ['key'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const report of reports()) this.set({ key: report.label }, value(report));
+      },
+    });
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.leader.set(0);
@@ -112,6 +140,11 @@ export class OperatorMetrics {
 
   setLeader(isLeader: boolean): void {
     this.leader.set(isLeader ? 1 : 0);
+  }
+
+  /** Exposes the access keys' budgets: `reports` is read at every scrape. */
+  watchKeyBudgets(reports: () => KeyReport[]): void {
+    this.keyReports = reports;
   }
 
   countWatchRestart(resource: string): void {

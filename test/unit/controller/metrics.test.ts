@@ -26,6 +26,24 @@ describe('OperatorMetrics', () => {
     }
   });
 
+  it("exposes each access key's budget by its short hash, read at scrape time", async () => {
+    const metrics = new OperatorMetrics();
+    let stretched = 40;
+    metrics.watchKeyBudgets(() => [
+      { label: '3f2a9c01b7de', budgetPerHour: 1900, plannedPerHour: 1680, demandPerHour: 2400, tokens: 12.5, resources: 40, stretched, pausedUntil: 1_700_000_000_000 },
+    ]);
+    const text = await exposition(metrics);
+    expect(text).toContain('hpc_user_operator_key_budget_calls_per_hour{key="3f2a9c01b7de"} 1900');
+    expect(text).toContain('hpc_user_operator_key_planned_calls_per_hour{key="3f2a9c01b7de"} 1680');
+    expect(text).toContain('hpc_user_operator_key_demand_calls_per_hour{key="3f2a9c01b7de"} 2400');
+    expect(text).toContain('hpc_user_operator_key_tokens{key="3f2a9c01b7de"} 12.5');
+    expect(text).toContain('hpc_user_operator_key_resources{key="3f2a9c01b7de"} 40');
+    expect(text).toContain('hpc_user_operator_key_stretched_resources{key="3f2a9c01b7de"} 40');
+    expect(text).toContain('hpc_user_operator_key_paused_until_timestamp_seconds{key="3f2a9c01b7de"} 1700000000');
+    stretched = 0;
+    expect(await exposition(metrics)).toContain('hpc_user_operator_key_stretched_resources{key="3f2a9c01b7de"} 0');
+  });
+
   it('keeps separate registries per instance', async () => {
     const first = new OperatorMetrics();
     const second = new OperatorMetrics();
