@@ -171,8 +171,16 @@ describe('simulator: parameters', () => {
     for (let i = 0; i < 3; i++) codes.push(retCode(await signedGet(sim, { clock })));
     codes.push(retCode(await signedGet(sim, { clock, key: other })));
     expect(codes).toEqual([0, 0, 2500, 0]);
+    expect(sim.calls().map((c) => [c.accessKeyId, c.at, c.quotaExceeded])).toEqual([
+      [DEV_ACCESS_KEY.id, NOW, false],
+      [DEV_ACCESS_KEY.id, NOW, false],
+      [DEV_ACCESS_KEY.id, NOW, true],
+      [other.id, NOW, false],
+    ]);
     now += 3600_000;
     expect(retCode(await signedGet(sim, { clock }))).toBe(0);
+    sim.resetStats();
+    expect(sim.calls()).toEqual([]);
   });
 });
 

@@ -76,6 +76,16 @@ export interface SimulatorStats {
   byAccessKey: Record<string, number>;
 }
 
+/** One request the quota saw (authenticated and well-formed), for tests that look at when calls came. */
+export interface CallRecord {
+  at: number;
+  accessKeyId: string;
+  clusterId: string | undefined;
+  offset: number;
+  /** Refused with 2500. */
+  quotaExceeded: boolean;
+}
+
 export interface Simulator {
   /** `http://host:port`, the endpoint to configure in a client. */
   readonly url: string;
@@ -95,6 +105,8 @@ export interface Simulator {
   clearFaults(): FaultConfig;
   faults(): FaultConfig;
   stats(): SimulatorStats;
+  /** Every request the quota saw since the start or the last resetStats, in arrival order. */
+  calls(): readonly CallRecord[];
   resetStats(): void;
 }
 
@@ -120,6 +132,7 @@ class SimulatorServer implements Simulator {
   private readonly random: Random;
   private currentFaults: FaultConfig = { ...NO_FAULTS };
   private counters = emptyStats();
+  private callRecords: CallRecord[] = [];
   private insertedUsers = 0;
   /** Latency timers, cleared on close so a delayed answer never outlives the simulator. */
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -201,8 +214,13 @@ class SimulatorServer implements Simulator {
     return structuredClone(this.counters);
   }
 
+  calls(): readonly CallRecord[] {
+    return [...this.callRecords];
+  }
+
   resetStats(): void {
     this.counters = emptyStats();
+    this.callRecords = [];
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {
@@ -245,7 +263,9 @@ class SimulatorServer implements Simulator {
     if (!check.ok) return this.answerError(res, check.retCode, check.message);
     const request = check.request;
     increment(this.counters.byAccessKey, request.accessKeyId);
-    if (!this.quota.take(request.accessKeyId)) {
+    const allowed = this.quota.take(request.accessKeyId);
+    this.callRecords.push({ at: this.now(), accessKeyId: request.accessKeyId, clusterId: request.clusterId, offset: request.offset, quotaExceeded: !allowed });
+    if (!allowed) {
       return this.answerError(res, RetCode.QuotaExceeded, retCodeMessage(RetCode.QuotaExceeded, request.clusterId ?? ''));
     }
     const error = this.currentFaults.error;
