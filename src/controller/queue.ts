@@ -71,6 +71,8 @@ export class WorkQueue {
   private readonly scheduled = new Map<string, { dueAt: number; cancel: () => void }>();
   /** Consecutive failures per key, for its back-off. */
   private readonly failures = new Map<string, number>();
+  /** In-flight keys whose run `abort` cut short: its outcome is void, the key runs again. */
+  private readonly superseded = new Set<string>();
 
   private reconciler: Reconciler<string> | undefined;
   private shuttingDown = false;
@@ -123,6 +125,19 @@ export class WorkQueue {
       this.add(key);
     }, delayMs);
     this.scheduled.set(key, { dueAt, cancel });
+  }
+
+  /**
+   * Aborts the signal of `key`'s running reconcile (its object was deleted or changed, so
+   * what it is doing is stale) and runs the key again once that run returns. The aborted run
+   * is neither a success nor a failure: its result and error are ignored. No-op when idle.
+   */
+  abort(key: string, reason: unknown): void {
+    const controller = this.inFlight.get(key);
+    if (controller === undefined || this.shuttingDown) return;
+    this.superseded.add(key);
+    this.dirty.add(key);
+    controller.abort(reason);
   }
 
   /** Starts running keys through `reconciler`; keys added before start wait for it. */
@@ -198,12 +213,22 @@ export class WorkQueue {
     }
     const durationSeconds = (this.clock.now() - startedAt) / 1000;
     this.inFlight.delete(key);
-    this.onReconciled?.({ key, outcome: result.outcome, durationSeconds, ...(error === undefined ? {} : { error }) });
+    // A run cut short by `abort` is void: no report (metric, failure log) and no back-off.
+    const superseded = this.superseded.delete(key) && !this.shuttingDown;
+    if (!superseded) {
+      this.onReconciled?.({ key, outcome: result.outcome, durationSeconds, ...(error === undefined ? {} : { error }) });
+    }
     if (this.shuttingDown) {
       if (this.inFlight.size === 0) this.onIdle?.();
       return;
     }
-    this.finish(key, result);
+    if (superseded) {
+      this.logger.debug({ key }, 'reconcile aborted by a newer state; running it again');
+      this.ready.push(key);
+      this.depthChanged();
+    } else {
+      this.finish(key, result);
+    }
     this.pump();
   }
 

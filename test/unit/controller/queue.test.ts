@@ -319,6 +319,38 @@ describe('WorkQueue', () => {
     expect(clock.pendingDelays()).toEqual([]);
   });
 
+  it('abort fires the running reconcile\'s signal and runs the key again at once, without a failure, a report or its requeue', async () => {
+    const { queue, clock, reconciler, reports } = makeQueue({ concurrency: 2 });
+    queue.start(reconciler.reconcile);
+    queue.add('k');
+    queue.add('other');
+    queue.abort('k', new Error('deleted'));
+    expect(reconciler.call(0).signal.aborted).toBe(true);
+    expect(reconciler.call(1).signal.aborted).toBe(false);
+    reconciler.call(0).succeed({ outcome: 'success', requeueAfterMs: 60_000 });
+    await waitFor(() => reconciler.calls.length === 3, { ...fast, description: 'the re-run' });
+    expect(reconciler.call(2)).toMatchObject({ key: 'k' });
+    expect(reconciler.call(2).signal.aborted).toBe(false);
+    expect(clock.pendingDelays()).toEqual([]);
+    // A failure of the aborted run counted nothing: the re-run's first failure backs off 1 s.
+    queue.abort('k', new Error('changed'));
+    reconciler.call(2).fail(new Error('aborted'));
+    await waitFor(() => reconciler.calls.length === 4, { ...fast, description: 'the second re-run' });
+    reconciler.call(3).fail(new Error('provider down'));
+    await waitFor(() => clock.pendingDelays().length === 1, fast);
+    expect(clock.pendingDelays()).toEqual([1_000]);
+    // Only the run that was not aborted is reported (the metrics and the failure log line).
+    expect(reports.filter((report) => report.key === 'k').map((report) => report.outcome)).toEqual(['error']);
+  });
+
+  it('abort of a key that is not running does nothing', () => {
+    const { queue, reconciler } = makeQueue();
+    queue.start(reconciler.reconcile);
+    queue.abort('idle', new Error('deleted'));
+    expect(reconciler.calls).toHaveLength(0);
+    expect(queue.depth()).toBe(0);
+  });
+
   it('reports each reconcile with its outcome and duration', async () => {
     const { queue, clock, reconciler, reports } = makeQueue();
     queue.start(reconciler.reconcile);
