@@ -13,10 +13,11 @@ export interface OperationalServerOptions {
   /** /readyz answers 200 only while this is true (caches synced, say). */
   isReady: () => boolean;
   /**
-   * /healthz answers 200 while this is true. Answering at all shows the event loop is not
-   * stuck; this adds what only the operator knows. Default: always healthy.
+   * Why the operator is unhealthy, one line each: /healthz answers 200 while there is none,
+   * and 503 with the lines otherwise. Answering at all shows the event loop is not stuck;
+   * this adds what only the operator knows (stale caches, a lost lease). Default: none.
    */
-  isHealthy?: () => boolean;
+  healthProblems?: () => string[];
 }
 
 export interface OperationalServer {
@@ -79,7 +80,7 @@ function close(server: Server): Promise<void> {
 }
 
 export async function startOperationalServer(options: OperationalServerOptions): Promise<OperationalServer> {
-  const { metricsAddr, healthAddr, registry, isReady, isHealthy = () => true } = options;
+  const { metricsAddr, healthAddr, registry, isReady, healthProblems = () => [] } = options;
   const metricsRoutes = new Map<string, Handler>([
     [
       '/metrics',
@@ -91,7 +92,14 @@ export async function startOperationalServer(options: OperationalServerOptions):
     ],
   ]);
   const healthRoutes = new Map<string, Handler>([
-    ['/healthz', (_request, response) => (isHealthy() ? text(response, 200, 'ok\n') : text(response, 503, 'unhealthy\n'))],
+    [
+      '/healthz',
+      (_request, response) => {
+        const problems = healthProblems();
+        if (problems.length === 0) text(response, 200, 'ok\n');
+        else text(response, 503, `unhealthy:\n${problems.map((problem) => `- ${problem}\n`).join('')}`);
+      },
+    ],
     ['/readyz', (_request, response) => (isReady() ? text(response, 200, 'ok\n') : text(response, 503, 'not ready\n'))],
   ]);
 

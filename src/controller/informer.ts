@@ -21,7 +21,11 @@ export interface InformerListResult<T> {
 /** Why the informer restarted (not counted: watching again after the server ended a watch). */
 export type InformerRestartReason = 'error' | 'gone' | 'silent';
 
-export interface ResilientInformerOptions<T extends KubernetesObject> {
+/**
+ * Options of an informer that lists and watches objects of type T and caches each as C,
+ * the typed, slim form `transform` makes of it as it arrives (T itself when there is none).
+ */
+export interface ResilientInformerOptions<T extends KubernetesObject, C extends KubernetesObject = T> {
   /** For logs and metrics: the resource, e.g. `configmaps`. */
   name: string;
   kubeConfig: KubeConfig;
@@ -33,8 +37,8 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
    */
   list: (query: { labelSelector?: string }) => Promise<InformerListResult<T>>;
   labelSelector?: string;
-  /** Applied to every object before it is cached or handed out (strip Secret data, say). */
-  transform?: (object: T) => T;
+  /** Makes the cached form of every object as it arrives, before it is cached or handed out. */
+  transform?: (object: T) => C;
   /** Sent as the watch's timeoutSeconds: the server ends each watch cleanly after it. Default 300. */
   watchTimeoutSeconds?: number;
   /**
@@ -84,14 +88,14 @@ function cacheKey(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
-  private readonly options: ResilientInformerOptions<T>;
+export class ResilientInformer<T extends KubernetesObject, C extends KubernetesObject = T> {
+  private readonly options: ResilientInformerOptions<T, C>;
   private readonly watcher: Watch;
   private readonly logger: Logger;
   private readonly backoff: BackoffPolicy;
   private readonly random: () => number;
-  private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
-  private readonly cache = new Map<string, T>();
+  private readonly handlers: Record<InformerEvent, InformerHandler<C>[]> = { add: [], update: [], delete: [] };
+  private readonly cache = new Map<string, C>();
   /** Aborts the back-off sleep and the running watch on stop(). */
   private readonly stopController = new AbortController();
 
@@ -102,8 +106,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** Consecutive failures since the last watch the server accepted. */
   private failures = 0;
   private settleStart: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** Since when no watch has been open (the start, or when the last one ended); undefined while one is. */
+  private notWatchingSinceMs: number | undefined = systemClock.now();
 
-  constructor(options: ResilientInformerOptions<T>) {
+  constructor(options: ResilientInformerOptions<T, C>) {
     this.options = options;
     this.watcher = new Watch(options.kubeConfig);
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ informer: options.name });
@@ -111,7 +117,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.random = options.random ?? Math.random;
   }
 
-  on(event: InformerEvent, handler: InformerHandler<T>): void {
+  on(event: InformerEvent, handler: InformerHandler<C>): void {
     this.handlers[event].push(handler);
   }
 
@@ -133,17 +139,26 @@ export class ResilientInformer<T extends KubernetesObject> {
     return this.synced;
   }
 
+  /**
+   * Since when (ms since the epoch) this informer has had no open watch, or undefined while it
+   * has one. Between two watches this is set for a moment; a long gap means the apiserver is
+   * unreachable, refuses the watch, or the list hangs: the cache is going stale.
+   */
+  notWatchingSince(): number | undefined {
+    return this.notWatchingSinceMs;
+  }
+
   /** Restarts so far (errors, 410 Gone, silent watches). */
   get restarts(): number {
     return this.restartCount;
   }
 
   /** The cached object; cluster-scoped objects have namespace ''. */
-  get(namespace: string, name: string): T | undefined {
+  get(namespace: string, name: string): C | undefined {
     return this.cache.get(`${namespace}/${name}`);
   }
 
-  list(): T[] {
+  list(): C[] {
     return [...this.cache.values()];
   }
 
@@ -199,7 +214,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const resourceVersion = result.metadata?.resourceVersion;
     if (!resourceVersion) throw new Error(`the list of ${this.options.name} has no resourceVersion to watch from`);
 
-    const fresh = new Map<string, T>();
+    const fresh = new Map<string, C>();
     // An empty PartialObjectMetadataList comes with `"items": null`.
     for (const item of (result.items as T[] | null) ?? []) {
       const object = this.transform(item);
@@ -237,6 +252,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       const settle = (finish: () => void) => {
         if (settled) return;
         settled = true;
+        this.notWatchingSinceMs ??= systemClock.now();
         cancelWatchdog();
         stopSignal.removeEventListener('abort', onStop);
         connection?.abort();
@@ -283,6 +299,7 @@ export class ResilientInformer<T extends KubernetesObject> {
             if (settled) return controller.abort();
             // The server accepted the watch: the trouble, if there was any, is over.
             this.failures = 0;
+            this.notWatchingSinceMs = undefined;
           },
           (error: unknown) => settle(() => reject(asError(error))),
         );
@@ -317,11 +334,12 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (resourceVersion) this.resourceVersion = resourceVersion;
   }
 
-  private transform(object: T): T {
-    return this.options.transform ? this.options.transform(object) : object;
+  private transform(object: T): C {
+    // Without a transform, C is T (the type parameter's default).
+    return this.options.transform ? this.options.transform(object) : (object as unknown as C);
   }
 
-  private emit(event: InformerEvent, object: T, old?: T): void {
+  private emit(event: InformerEvent, object: C, old?: C): void {
     for (const handler of this.handlers[event]) {
       // A failing handler must not cost the others their event, nor the informer its watch.
       try {

@@ -9,10 +9,11 @@ import {
   type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
-import { USERS_JSON_KEY, type ConfigMapManifest } from '../render/configmaps.js';
-import { observedContentHash } from './configmap-cache.js';
+import type { ConfigMapManifest } from '../render/configmaps.js';
+import type { CachedConfigMap } from './cached-objects.js';
+import type { ObjectKey } from './object-key.js';
 import type { ConfigMapState } from './plan.js';
-import type { KubePort, ObjectKey } from './reconcile.js';
+import type { KubePort } from './reconcile.js';
 
 /** Reads a cached object by namespace and name (an informer's cache). */
 export interface ObjectCache<T> {
@@ -35,7 +36,7 @@ export class KubeApiPort implements KubePort {
   constructor(
     kubeConfig: KubeConfig,
     private readonly hpcClusters: ObjectCache<HpcClusterObject>,
-    private readonly configMaps: ObjectCache<V1ConfigMap>,
+    private readonly configMaps: ObjectCache<CachedConfigMap>,
     private readonly instance: string,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -49,14 +50,14 @@ export class KubeApiPort implements KubePort {
   getConfigMap(key: ObjectKey): ConfigMapState | undefined {
     const cm = this.configMaps.get(key.namespace, key.name);
     if (cm === undefined) return undefined;
-    const meta = cm.metadata ?? {};
+    const meta = cm.metadata;
     return {
       resourceVersion: meta.resourceVersion,
-      dataHash: observedContentHash(cm),
-      usersJson: cm.data?.[USERS_JSON_KEY],
+      dataHash: cm.contentHash,
+      usersJson: cm.usersJson,
       labels: meta.labels,
       annotations: meta.annotations,
-      ownerReferences: (meta.ownerReferences ?? []).map((ref) => ({ uid: ref.uid, controller: ref.controller === true })),
+      ownerReferences: meta.ownerReferences.map((ref) => ({ uid: ref.uid, controller: ref.controller === true })),
     };
   }
 

@@ -4,6 +4,7 @@ import { nssConfigMapName, usersConfigMapName, type ConfigMapManifest } from '..
 import type { UserSource } from '../provider/user-source.js';
 import { credentialsSecretOf, planListing, planSync, type ConfigMapState, type FailureMemo, type Plan, type PlanInput } from './plan.js';
 import type { ReconcileResult } from './queue.js';
+import { keyOf, type ObjectKey } from './object-key.js';
 
 /**
  * One reconcile of one HpcCluster: the controller's single entry per object, like
@@ -11,18 +12,6 @@ import type { ReconcileResult } from './queue.js';
  * provider when the plan says so, and carries out the plan (plan.ts decides everything).
  * Everything it touches is behind the small ports below.
  */
-
-export interface ObjectKey {
-  namespace: string;
-  name: string;
-}
-
-export const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
-
-export function parseKey(key: string): ObjectKey {
-  const slash = key.indexOf('/');
-  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
-}
 
 /** The Kubernetes side, as this reconcile needs it (reads from caches where they exist). */
 export interface KubePort {

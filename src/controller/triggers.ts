@@ -1,11 +1,10 @@
-import type { V1ConfigMap } from '@kubernetes/client-node';
-import { KIND, type HpcClusterObject } from '../api/hpccluster.js';
+import type { HpcClusterObject } from '../api/hpccluster.js';
 import { parseDuration } from '../api/duration.js';
 import { CONTENT_HASH_ANNOTATION } from '../render/configmaps.js';
-import { observedContentHash } from './configmap-cache.js';
+import type { CachedConfigMap } from './cached-objects.js';
+import type { ObjectKey } from './object-key.js';
 import { readyCondition } from './status.js';
-import { SYNC_REQUESTED_ANNOTATION } from './plan.js';
-import type { ObjectKey } from './reconcile.js';
+import { credentialsSecretOf, SYNC_REQUESTED_ANNOTATION } from './plan.js';
 
 /**
  * Which watch events call for a sync: pure functions, so the rules are testable and the
@@ -19,19 +18,22 @@ export function hpcClusterUpdateNeedsSync(object: HpcClusterObject, old: HpcClus
   return object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION] !== old.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
 }
 
-/** The HpcCluster that controls a ConfigMap, from its controller ownerReference. */
-export function ownerOfConfigMap(cm: V1ConfigMap): ObjectKey | undefined {
-  const owner = cm.metadata?.ownerReferences?.find((ref) => ref.controller === true && ref.kind === KIND);
-  const namespace = cm.metadata?.namespace;
-  return owner === undefined || namespace === undefined ? undefined : { namespace, name: owner.name };
+/**
+ * True when the data of a cached ConfigMap no longer matches the hash the operator wrote
+ * beside it (someone edited it), or a new one arrived without that hash.
+ */
+export function configMapDrifted(cm: CachedConfigMap): boolean {
+  return cm.contentHash !== cm.metadata.annotations?.[CONTENT_HASH_ANNOTATION];
 }
 
 /**
- * True when someone changed the data of a cached ConfigMap so that it no longer matches the
- * hash the operator wrote.
+ * The Secret keys an HpcCluster's reconcile reads (the Secret->HpcCluster index): none while
+ * its spec is invalid or it is suspended, as the reconcile then reads no Secret.
  */
-export function configMapDrifted(cm: V1ConfigMap): boolean {
-  return observedContentHash(cm) !== cm.metadata?.annotations?.[CONTENT_HASH_ANNOTATION];
+export function referencedSecrets(object: HpcClusterObject): ObjectKey[] {
+  const namespace = object.metadata.namespace;
+  const name = credentialsSecretOf(object);
+  return namespace === undefined || name === undefined ? [] : [{ namespace, name }];
 }
 
 /**

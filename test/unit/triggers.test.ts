@@ -2,9 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { HpcClusterObject } from '../../src/api/hpccluster.js';
 import { nextStatus } from '../../src/controller/status.js';
-import { slimConfigMap } from '../../src/controller/configmap-cache.js';
-import { configMapDrifted, hpcClusterUpdateNeedsSync, ownerOfConfigMap, startupDelayMs } from '../../src/controller/triggers.js';
-import { configMapManifest, renderConfigMaps } from '../../src/render/configmaps.js';
+import { cachedConfigMap } from '../../src/controller/cached-objects.js';
+import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets, startupDelayMs } from '../../src/controller/triggers.js';
+import { configMapManifest, contentHashOf, renderConfigMaps } from '../../src/render/configmaps.js';
 
 const object = (generation: number, annotations: Record<string, string> = {}): HpcClusterObject => ({
   apiVersion: 'hpc.shanhe.com/v1alpha1',
@@ -26,22 +26,39 @@ describe('ConfigMap events', () => {
   const [rendered] = renderConfigMaps('c', [{ username: 'a', uid: 1001, gid: 1001, role: 'member', nasMountPoint: '/h/a', userId: 'u', hpcUserId: 'h' }]);
   const written = configMapManifest({ name: 'c', namespace: 'ns', uid: 'uid-1' }, rendered!) as V1ConfigMap;
 
-  it('sees no drift in what the operator wrote, and drift in an edit', () => {
-    expect(configMapDrifted(slimConfigMap(written))).toBe(false);
-    expect(configMapDrifted(slimConfigMap({ ...written, data: { ...written.data, 'a.uid': '0' } }))).toBe(true);
+  it('sees no drift in what the operator wrote, and drift in an edit or a ConfigMap without the hash', () => {
+    expect(configMapDrifted(cachedConfigMap(written))).toBe(false);
+    expect(configMapDrifted(cachedConfigMap({ ...written, data: { ...written.data, 'a.uid': '0' } }))).toBe(true);
+    expect(configMapDrifted(cachedConfigMap({ ...written, metadata: { ...written.metadata, annotations: {} } }))).toBe(true);
   });
 
-  it('caches only the content hash and users.json of a ConfigMap, without managedFields', () => {
-    const cached = slimConfigMap({ ...written, metadata: { ...written.metadata, managedFields: [{ manager: 'x' }] } });
-    expect(Object.keys(cached.data ?? {}).sort()).toEqual(['#observed-content-hash', 'users.json']);
-    expect(cached.data?.['users.json']).toBe(written.data?.['users.json']);
-    expect(cached.metadata?.managedFields).toBeUndefined();
-    expect(cached.metadata?.labels).toEqual(written.metadata?.labels);
+  it('caches a typed slim record: the content hash, users.json and the controller reference, no managedFields', () => {
+    const other = { apiVersion: 'v1', kind: 'Pod', name: 'p', uid: 'uid-2' };
+    const cached = cachedConfigMap({
+      ...written,
+      metadata: { ...written.metadata, resourceVersion: '7', managedFields: [{ manager: 'x' }], ownerReferences: [other, ...(written.metadata?.ownerReferences ?? [])] },
+    });
+    expect(cached).toEqual({
+      metadata: {
+        name: 'c-users',
+        namespace: 'ns',
+        resourceVersion: '7',
+        labels: written.metadata?.labels,
+        annotations: written.metadata?.annotations,
+        ownerReferences: written.metadata?.ownerReferences,
+      },
+      contentHash: contentHashOf(written.data ?? {}),
+      usersJson: written.data?.['users.json'],
+    });
+    expect(JSON.stringify(cached)).not.toContain('a.uid');
   });
+});
 
-  it('finds the owning HpcCluster from the controller ownerReference', () => {
-    expect(ownerOfConfigMap(written)).toEqual({ namespace: 'ns', name: 'c' });
-    expect(ownerOfConfigMap({ metadata: { namespace: 'ns', name: 'x' } })).toBeUndefined();
+describe('referencedSecrets', () => {
+  it('names the Secret of a valid spec in the same namespace, and none of an invalid or suspended one', () => {
+    expect(referencedSecrets(object(1))).toEqual([{ namespace: 'ns', name: 's' }]);
+    expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1' } })).toEqual([]);
+    expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1', zone: 'z', credentialsSecretRef: { name: 's' }, suspend: true } })).toEqual([]);
   });
 });
 

@@ -109,7 +109,7 @@ export interface RunningOperator {
 export async function startOperator(
   kubeConfig: KubeConfig,
   namespace: string,
-  options: { leaderElection?: boolean; identity?: string } = {},
+  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number } = {},
 ): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
   const manager = new Manager({
@@ -130,6 +130,7 @@ export async function startOperator(
     metricsAddr: '127.0.0.1:0',
     healthAddr: '127.0.0.1:0',
     ...(options.leaderElection === true ? { leaderElection: { namespace, name: 'hpc-user-operator' } } : {}),
+    ...(options.unwatchedLimitMs === undefined ? {} : { unwatchedLimitMs: options.unwatchedLimitMs }),
   });
   await manager.start();
   return { manager, metrics, stop: () => manager.stop() };

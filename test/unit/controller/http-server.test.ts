@@ -53,16 +53,19 @@ describe('startOperationalServer', () => {
     expect(server.healthAddress).toBeUndefined();
   });
 
-  it('answers /healthz while healthy and /readyz only while ready', async () => {
+  it('answers /healthz while healthy, with the problems when not, and /readyz only while ready', async () => {
     let ready = false;
-    let healthy = true;
-    const server = await start({ healthAddr: '127.0.0.1:0', isReady: () => ready, isHealthy: () => healthy });
+    let problems: string[] = [];
+    const server = await start({ healthAddr: '127.0.0.1:0', isReady: () => ready, healthProblems: () => problems });
     expect((await get(server.healthAddress, '/healthz')).status).toBe(200);
     expect((await get(server.healthAddress, '/readyz')).status).toBe(503);
     ready = true;
     expect(await get(server.healthAddress, '/readyz')).toMatchObject({ status: 200, body: 'ok\n' });
-    healthy = false;
-    expect((await get(server.healthAddress, '/healthz')).status).toBe(503);
+    problems = ['configmaps: no open watch for 90 s (limit 60 s)', 'lost the leader lease'];
+    expect(await get(server.healthAddress, '/healthz')).toMatchObject({
+      status: 503,
+      body: 'unhealthy:\n- configmaps: no open watch for 90 s (limit 60 s)\n- lost the leader lease\n',
+    });
     expect((await get(server.healthAddress, '/metrics')).status).toBe(404);
   });
 

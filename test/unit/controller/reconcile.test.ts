@@ -4,7 +4,8 @@ import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
 import type { ConfigMapState } from '../../../src/controller/plan.js';
-import { HpcClusterReconciler, type KubePort, type ObjectKey } from '../../../src/controller/reconcile.js';
+import { HpcClusterReconciler, type KubePort } from '../../../src/controller/reconcile.js';
+import type { ObjectKey } from '../../../src/controller/object-key.js';
 import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult, UserSource } from '../../../src/provider/user-source.js';
@@ -119,4 +120,5 @@ describe('HpcClusterReconciler', () => {
     await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow('bug');
     expect(lines.map((l) => [l.msg, l.error])).toEqual([['reconcile failed', 'bug']]);
   });
+
 });

@@ -1,0 +1,49 @@
+import type { KubernetesObject, V1ConfigMap, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import { contentHashOf, USERS_JSON_KEY } from '../render/configmaps.js';
+
+/**
+ * The typed, slim forms the informer caches keep, each made once as the object arrives.
+ * Every HpcCluster's two ConfigMaps are cached, and a users ConfigMap of 1,000 users has
+ * some 3,000 keys; managedFields list every key again. The caches keep what the controller
+ * reads and nothing else.
+ */
+
+/** What the controller reads of one of its ConfigMaps. */
+export interface CachedConfigMap extends KubernetesObject {
+  metadata: Pick<V1ObjectMeta, 'resourceVersion' | 'labels' | 'annotations'> & {
+    name: string;
+    namespace: string;
+    /** Only the controller reference, if there is one: ownership is all that is read. */
+    ownerReferences: V1OwnerReference[];
+  };
+  /** contentHashOf the data it holds (drift, and whether a write is due). */
+  contentHash: string;
+  /** The users.json it holds: the last good list, for the diff and the removal guard. */
+  usersJson: string | undefined;
+}
+
+export function cachedConfigMap(cm: V1ConfigMap): CachedConfigMap {
+  const meta = cm.metadata ?? {};
+  const controller = meta.ownerReferences?.find((ref) => ref.controller === true);
+  const data = cm.data ?? {};
+  return {
+    metadata: {
+      name: meta.name ?? '',
+      namespace: meta.namespace ?? '',
+      ...(meta.resourceVersion === undefined ? {} : { resourceVersion: meta.resourceVersion }),
+      ...(meta.labels === undefined ? {} : { labels: meta.labels }),
+      ...(meta.annotations === undefined ? {} : { annotations: meta.annotations }),
+      ownerReferences: controller === undefined ? [] : [controller],
+    },
+    contentHash: contentHashOf(data),
+    usersJson: data[USERS_JSON_KEY],
+  };
+}
+
+/** The object without managedFields, which the controller never reads. */
+export function withoutManagedFields<T extends KubernetesObject>(object: T): T {
+  if (object.metadata?.managedFields === undefined) return object;
+  const metadata = { ...object.metadata };
+  delete metadata.managedFields;
+  return { ...object, metadata };
+}
