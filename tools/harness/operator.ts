@@ -109,7 +109,7 @@ export interface RunningOperator {
 export async function startOperator(
   kubeConfig: KubeConfig,
   namespace: string,
-  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number } = {},
+  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number; providerTimeoutMs?: number } = {},
 ): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
   const manager = new Manager({
@@ -117,7 +117,7 @@ export async function startOperator(
     namespaces: [namespace],
     concurrency: 4,
     userSource: new HpcUserSource({
-      timeoutMs: 2_000,
+      timeoutMs: options.providerTimeoutMs ?? 2_000,
       retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
       // The simulator's quota is the one under test; the client's own budget stays out of the way.
       rateLimiters: new RateLimiterRegistry(rateLimitOf(1_000_000, 3_600_000)),
