@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../../src/api/hpccluster.js';
-import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../src/provider/simulator/server.js';
-import { createTestNamespace, testKubeConfig } from '../support/cluster.js';
+import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
+import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import {
   createCredentialsSecret,
   createHpcCluster,
@@ -16,8 +16,8 @@ import {
   startOperator,
   waitForReady,
   type RunningOperator,
-} from '../support/operator.js';
-import { waitFor } from '../support/wait-for.js';
+} from '../../tools/harness/operator.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 
 let admin: KubeConfig;
 let namespace: string;
