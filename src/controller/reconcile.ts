@@ -53,7 +53,7 @@ export class HpcClusterReconciler {
   /**
    * Reconciles one resource and logs one line about it (a failure once, as a warning). Returns
    * how it ended and when to come back; throws only what nobody expected (an apiserver
-   * error, an abort), which the queue retries with back-off.
+   * error), which the queue retries with back-off, and an abort of `signal`.
    */
   async reconcile(key: ObjectKey, signal: AbortSignal): Promise<ReconcileResult> {
     const started = performance.now();
@@ -62,7 +62,10 @@ export class HpcClusterReconciler {
     try {
       plan = await this.sync(key, signal);
     } catch (err) {
-      this.deps.logger.warn({ ...line(), error: err instanceof Error ? err.message : String(err) }, 'reconcile failed');
+      // An abort (the object was deleted or respecified, or shutdown) is no failure: the
+      // queue runs the key again for the new state and counts nothing for this run.
+      if (signal.aborted) this.deps.logger.info({ ...line(), reason: messageOf(signal.reason) }, 'reconcile aborted');
+      else this.deps.logger.warn({ ...line(), error: messageOf(err) }, 'reconcile failed');
       throw err;
     }
     if (plan === undefined) {
@@ -123,3 +126,5 @@ export class HpcClusterReconciler {
     for (const event of plan.events) await kube.recordEvent(object, event.type, event.reason, event.message);
   }
 }
+
+const messageOf = (value: unknown): string => (value instanceof Error ? value.message : String(value));

@@ -121,4 +121,13 @@ describe('HpcClusterReconciler', () => {
     expect(lines.map((l) => [l.msg, l.error])).toEqual([['reconcile failed', 'bug']]);
   });
 
+  it('logs an aborted run as aborted, not as a failure', async () => {
+    const controller = new AbortController();
+    const { lines, reconciler } = setup(() => {
+      controller.abort(new Error('research/lab is reconciled again: deleted'));
+      return Promise.reject(controller.signal.reason as Error);
+    });
+    await expect(reconciler.reconcile(KEY, controller.signal)).rejects.toThrow('deleted');
+    expect(lines.map((l) => [l.msg, l.reason])).toEqual([['reconcile aborted', 'research/lab is reconciled again: deleted']]);
+  });
 });
