@@ -22,6 +22,20 @@ export const CATEGORY = 'hpc';
 export const DEFAULT_ENDPOINT = 'https://hpc.api.shanhe.com';
 export const DEFAULT_SYNC_INTERVAL = '10m';
 export const MIN_SYNC_INTERVAL_MS = 30_000;
+/** A day: longer intervals help nobody, and every timer stays far inside what Node can hold. */
+export const MAX_SYNC_INTERVAL_MS = 24 * 3_600_000;
+/**
+ * A Secret lends itself to the operator with this label (value "true"). Any other Secret is
+ * never read, whatever an HpcCluster names, so creating an HpcCluster reads no Secret that
+ * was not meant for it.
+ */
+export const CREDENTIALS_LABEL = 'hpc.shanhe.com/credentials';
+export const CREDENTIALS_LABEL_VALUE = 'true';
+
+/** Whether a Secret with these labels is lent to the operator (see CREDENTIALS_LABEL). */
+export function isLentToOperator(labels: Readonly<Record<string, string>> | undefined): boolean {
+  return labels?.[CREDENTIALS_LABEL] === CREDENTIALS_LABEL_VALUE;
+}
 
 const celRules = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 
@@ -47,7 +61,7 @@ const secretRefSchema = z
       .describe('Key in the Secret that holds the API secret access key.'),
   })
   .describe(
-    'The provider API credentials. Only a Secret in the HpcCluster\'s own namespace is read, so a namespace cannot borrow another team\'s keys.',
+    `The provider API credentials. Only a Secret in the HpcCluster's own namespace that carries the label ${CREDENTIALS_LABEL}: "${CREDENTIALS_LABEL_VALUE}" is read, so a namespace cannot borrow another team's keys and no other Secret is read.`,
   );
 
 const filterSchema = z
@@ -84,7 +98,7 @@ const idRangeSchema = z
   .describe('Users whose uid or gid falls outside this inclusive range are skipped and reported in status.');
 
 const INSECURE_ENDPOINT_MESSAGE = 'endpoint must use https:// unless allowInsecureHttp is true';
-const SYNC_INTERVAL_MESSAGE = 'syncInterval must be at least 30s';
+const SYNC_INTERVAL_MESSAGE = 'syncInterval must be between 30s and 24h';
 
 export const hpcClusterSpecSchema = z
   .object({
@@ -115,11 +129,18 @@ export const hpcClusterSpecSchema = z
     credentialsSecretRef: secretRefSchema,
     syncInterval: z
       .string()
+      .max(32)
       .regex(new RegExp(DURATION_PATTERN))
       .default(DEFAULT_SYNC_INTERVAL)
-      .refine((d) => (parseDuration(d) ?? 0) >= MIN_SYNC_INTERVAL_MS, { message: SYNC_INTERVAL_MESSAGE })
-      .meta(celRules({ rule: "duration(self) >= duration('30s')", message: SYNC_INTERVAL_MESSAGE }))
-      .describe('How often to sync when nothing else triggers it, as a duration (30s, 10m, 1h). Minimum 30s; random jitter is added.'),
+      .refine(
+        (d) => {
+          const ms = parseDuration(d) ?? 0;
+          return ms >= MIN_SYNC_INTERVAL_MS && ms <= MAX_SYNC_INTERVAL_MS;
+        },
+        { message: SYNC_INTERVAL_MESSAGE },
+      )
+      .meta(celRules({ rule: "duration(self) >= duration('30s') && duration(self) <= duration('24h')", message: SYNC_INTERVAL_MESSAGE }))
+      .describe('How often to sync when nothing else triggers it, as a duration (30s, 10m, 1h). Between 30s and 24h; random jitter is added.'),
     suspend: z
       .boolean()
       .default(false)

@@ -6,10 +6,18 @@ export interface Clock {
   schedule(callback: () => void, delayMs: number): () => void;
 }
 
+/** Node's timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   schedule(callback, delayMs) {
-    const timer = setTimeout(callback, delayMs);
+    // A delay past what one timer holds is waited out in steps, so it never fires early.
+    let timer: NodeJS.Timeout;
+    const arm = (remainingMs: number): void => {
+      timer = remainingMs > MAX_TIMER_MS ? setTimeout(() => arm(remainingMs - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(callback, remainingMs);
+    };
+    arm(delayMs);
     return () => clearTimeout(timer);
   },
 };

@@ -69,7 +69,7 @@ describe('render', () => {
   it('refuses an invalid spec with exit 2, naming the field', async () => {
     const { status, stderr } = await run(['render', '-f', cluster(`${validSpec()}  syncInterval: 5s\n`), '--secret-file', secret(DEV_ACCESS_KEY.secret)]);
     expect(status).toBe(2);
-    expect(stderr).toContain('spec.syncInterval: syncInterval must be at least 30s');
+    expect(stderr).toContain('spec.syncInterval: syncInterval must be between 30s and 24h');
   });
 
   it('fails with exit 1 and one line when the API refuses the key, without printing the secret', async () => {
@@ -79,6 +79,14 @@ describe('render', () => {
     expect(stderr).toMatch(/ret_code 1200/);
     expect(stderr).not.toContain('wrong-secret-value');
     expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('names only where a Secret file is not YAML, never the line that holds the secret', async () => {
+    const broken = file('broken-secret.yaml', `apiVersion: v1\nkind: Secret\nstringData:\n  secret_access_key: "leaked-secret-value\n  access_key_id: [unclosed\n`);
+    const { status, stderr } = await run(['render', '-f', cluster(validSpec()), '--secret-file', broken]);
+    expect(status).toBe(2);
+    expect(stderr).toMatch(/broken-secret\.yaml: not valid YAML \([A-Z_]+ at line \d+, column \d+\)/);
+    expect(stderr).not.toContain('leaked-secret-value');
   });
 
   it('asks for credentials when neither a Secret file nor the environment has them', async () => {
