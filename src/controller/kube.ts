@@ -6,14 +6,17 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type KubernetesObject,
   type V1ConfigMap,
+  type V1Secret,
 } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
+import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
 import type { CachedConfigMap } from './cached-objects.js';
 import type { ObjectKey } from './object-key.js';
 import type { ConfigMapState } from './plan.js';
 import type { KubePort } from './reconcile.js';
+import type { SecretRead } from './sync.js';
 
 /** Reads a cached object by namespace and name (an informer's cache). */
 export interface ObjectCache<T> {
@@ -37,6 +40,8 @@ export class KubeApiPort implements KubePort {
     kubeConfig: KubeConfig,
     private readonly hpcClusters: ObjectCache<HpcClusterObject>,
     private readonly configMaps: ObjectCache<CachedConfigMap>,
+    /** Secrets' metadata only: whether one is lent to the operator is known before its data is read. */
+    private readonly secrets: ObjectCache<KubernetesObject>,
     private readonly instance: string,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -61,17 +66,23 @@ export class KubeApiPort implements KubePort {
     };
   }
 
-  async readSecret(key: ObjectKey): Promise<Record<string, string> | undefined> {
+  async readSecret(key: ObjectKey): Promise<SecretRead> {
+    const metadata = this.secrets.get(key.namespace, key.name)?.metadata;
+    if (metadata === undefined) return { state: 'missing' };
+    if (!isLentToOperator(metadata.labels)) return { state: 'not-lent' };
+    let secret: V1Secret;
     try {
-      const secret = await this.core.readNamespacedSecret({ namespace: key.namespace, name: key.name });
-      const data: Record<string, string> = {};
-      for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
-      for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
-      return data;
+      secret = await this.core.readNamespacedSecret({ namespace: key.namespace, name: key.name });
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isNotFound(err)) return { state: 'missing' };
       throw err;
     }
+    // The label may have gone since the cache saw it: the Secret as read decides.
+    if (!isLentToOperator(secret.metadata?.labels)) return { state: 'not-lent' };
+    const data: Record<string, string> = {};
+    for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+    for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
+    return { state: 'lent', data };
   }
 
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {

@@ -96,7 +96,7 @@ export class Manager {
     });
 
     this.reconciler = new HpcClusterReconciler({
-      kube: new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, options.identity),
+      kube: new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, secrets, options.identity),
       users: options.userSource,
       logger,
       metrics,

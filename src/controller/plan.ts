@@ -16,7 +16,7 @@ import type { ListResult, ProviderCredentials, ProviderTarget } from '../provide
 import { failurePolicy } from './policy.js';
 import type { ReconcileResult } from './queue.js';
 import { nextStatus, readyCondition, statusWriteDue, type SyncOutcome } from './status.js';
-import { credentialsFromSecret, desiredUsers, providerTarget } from './sync.js';
+import { credentialsFromSecret, desiredUsers, providerTarget, type SecretRead } from './sync.js';
 
 /**
  * The reconcile of one HpcCluster as pure decisions ("decide, then act"): from the object,
@@ -56,8 +56,8 @@ export interface FailureMemo {
 export interface PlanInput {
   /** The HpcCluster, from the cache; its namespace and name are the reconcile's key. */
   object: HpcClusterObject & { metadata: { name: string; namespace: string } };
-  /** The data of the Secret the spec names; undefined when it does not exist. */
-  secret: Readonly<Record<string, string>> | undefined;
+  /** The Secret the spec names, as read; undefined when the plan needs none (credentialsSecretOf). */
+  secret: SecretRead | undefined;
   /** The cached `<name>-users` and `<name>-nss`, where they exist. */
   configMaps: { users?: ConfigMapState | undefined; nss?: ConfigMapState | undefined };
   /** What the last failure that retrying cannot mend was computed from, if one is remembered. */
@@ -125,7 +125,7 @@ const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
 function memoOf(input: PlanInput): FailureMemo {
   return {
     generation: input.object.metadata.generation ?? 0,
-    secretFingerprint: contentHashOf(input.secret ?? {}),
+    secretFingerprint: contentHashOf(input.secret?.state === 'lent' ? input.secret.data : {}),
     syncRequested: input.object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION],
   };
 }
@@ -190,7 +190,7 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
   }
   const spec = validation.spec;
   if (spec.suspend) return { plan: settle(input, { reason: 'Suspended' }, { outcome: 'success' }) };
-  const credentials = credentialsFromSecret(spec.credentialsSecretRef, input.secret);
+  const credentials = credentialsFromSecret(spec.credentialsSecretRef, input.secret ?? { state: 'missing' });
   if (typeof credentials === 'string') {
     return { plan: fail(input, { reason: 'CredentialsNotFound', message: credentials, retry: 'never' }) };
   }

@@ -5,6 +5,7 @@ import type { UserSource } from '../provider/user-source.js';
 import { credentialsSecretOf, planListing, planSync, type ConfigMapState, type FailureMemo, type Plan, type PlanInput } from './plan.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
+import type { SecretRead } from './sync.js';
 
 /**
  * One reconcile of one HpcCluster: the controller's single entry per object, like
@@ -17,8 +18,8 @@ import { keyOf, type ObjectKey } from './object-key.js';
 export interface KubePort {
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined;
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
-  /** undefined when the Secret does not exist. */
-  readSecret(key: ObjectKey): Promise<Record<string, string> | undefined>;
+  /** The data of a Secret lent to the operator; the data of any other Secret is never read. */
+  readSecret(key: ObjectKey): Promise<SecretRead>;
   /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
   writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void>;
   writeStatus(key: ObjectKey, status: HpcClusterStatus): Promise<void>;

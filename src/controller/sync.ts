@@ -1,4 +1,4 @@
-import type { HpcClusterSpec } from '../api/hpccluster.js';
+import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, type HpcClusterSpec } from '../api/hpccluster.js';
 import { selectUsers } from '../domain/select.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
 import type { ValidatedUsers } from '../domain/validate.js';
@@ -7,14 +7,23 @@ import type { ProviderCredentials, ProviderTarget } from '../provider/user-sourc
 
 /** The pure steps of a sync that the reconcile plan and `render` share. */
 
-/** Credentials from a Secret's decoded data, or a message saying what is missing. */
-export function credentialsFromSecret(
-  ref: HpcClusterSpec['credentialsSecretRef'],
-  data: Readonly<Record<string, string>> | undefined,
-): ProviderCredentials | string {
-  if (data === undefined) {
-    return `Secret ${ref.name} not found in this namespace; create it with keys ${ref.accessKeyIdKey} and ${ref.secretAccessKeyKey}`;
+/**
+ * A credentials Secret as a sync may see it: missing, present but not lent to the operator
+ * (its data never read), or lent, with its decoded data.
+ */
+export type SecretRead = { state: 'missing' } | { state: 'not-lent' } | { state: 'lent'; data: Readonly<Record<string, string>> };
+
+const LABEL_TEXT = `${CREDENTIALS_LABEL}: "${CREDENTIALS_LABEL_VALUE}"`;
+
+/** Credentials from a Secret read, or a message saying what is missing. */
+export function credentialsFromSecret(ref: HpcClusterSpec['credentialsSecretRef'], secret: SecretRead): ProviderCredentials | string {
+  if (secret.state === 'missing') {
+    return `Secret ${ref.name} not found in this namespace; create it with keys ${ref.accessKeyIdKey} and ${ref.secretAccessKeyKey} and the label ${LABEL_TEXT}`;
   }
+  if (secret.state === 'not-lent') {
+    return `Secret ${ref.name} is not lent to the operator, which reads only Secrets labelled ${LABEL_TEXT}; if it holds this cluster's API keys, add the label: kubectl label secret ${ref.name} ${CREDENTIALS_LABEL}=${CREDENTIALS_LABEL_VALUE}`;
+  }
+  const data = secret.data;
   const accessKeyId = data[ref.accessKeyIdKey]?.trim() ?? '';
   const secretAccessKey = data[ref.secretAccessKeyKey]?.trim() ?? '';
   const missing = [accessKeyId === '' ? ref.accessKeyIdKey : undefined, secretAccessKey === '' ? ref.secretAccessKeyKey : undefined].filter(

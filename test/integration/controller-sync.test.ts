@@ -3,6 +3,7 @@
 // and each test drives its own HpcCluster through one path of SPEC.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE } from '../../src/api/hpccluster.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import type { FaultPatch } from '../../tools/simulator/faults.js';
@@ -31,6 +32,8 @@ let operator: RunningOperator;
 const SECRET = 'shanhe-api-key';
 /** A key of one resource's own, so that counting its calls sees no other resource's retries. */
 const OWN_KEY = { id: 'OWNACCESSKEYID', secret: 'own-secret-access-key' };
+/** The label that lends a Secret to the operator. */
+const LENT = { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE };
 
 beforeAll(async () => {
   admin = testKubeConfig();
@@ -201,7 +204,10 @@ describe('a failing provider leaves the ConfigMaps byte-identical', () => {
 });
 
 test('bad credentials stall with AuthenticationFailed without burning calls; a rotated Secret recovers', async () => {
-  await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'wrong-key' }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: 'not-the-secret' } } });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'wrong-key', labels: LENT }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: 'not-the-secret' } },
+  });
   simulator.setUsers('hpc-auth', [user('eve', 40001)]);
   await createHpcCluster(admin, namespace, 'auth', { clusterId: 'hpc-auth', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'wrong-key' } });
   const stalled = await waitForReady(admin, namespace, 'auth', 'AuthenticationFailed');
@@ -222,7 +228,7 @@ test('bad credentials stall with AuthenticationFailed without burning calls; a r
   await core.replaceNamespacedSecret({
     namespace,
     name: 'wrong-key',
-    body: { metadata: { name: 'wrong-key' }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: DEV_ACCESS_KEY.secret } },
+    body: { metadata: { name: 'wrong-key', labels: LENT }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: DEV_ACCESS_KEY.secret } },
   });
   const recovered = await waitForReady(admin, namespace, 'auth', 'Synced');
   expect(recovered.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');

@@ -20,7 +20,12 @@ async function readManifests(path: string): Promise<ManifestLike[]> {
   const documents = parseAllDocuments(await readFile(path, 'utf8'));
   const list = Array.isArray(documents) ? documents : [documents];
   return list.map((doc) => {
-    if (doc.errors.length > 0) throw new UsageError(`${path}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+    const error = doc.errors[0];
+    if (error !== undefined) {
+      // yaml's own message quotes the offending line, which may hold a secret: say where only.
+      const at = error.linePos?.[0];
+      throw new UsageError(`${path}: not valid YAML (${error.code}${at === undefined ? '' : ` at line ${at.line}, column ${at.col}`})`);
+    }
     return (doc.toJS() ?? {}) as ManifestLike;
   });
 }
@@ -79,7 +84,8 @@ Exit status: 0 rendered, 1 the sync failed (one-line reason on stderr), 2 usage 
         [spec.credentialsSecretRef.secretAccessKeyKey]: process.env[SECRET_ACCESS_KEY_ENV] ?? '',
       };
     }
-    const credentials = credentialsFromSecret(spec.credentialsSecretRef, data);
+    // The file is the caller's own: it needs no label to be read.
+    const credentials = credentialsFromSecret(spec.credentialsSecretRef, { state: 'lent', data });
     if (typeof credentials === 'string') {
       throw new UsageError(secretFile === undefined ? `set ${ACCESS_KEY_ID_ENV} and ${SECRET_ACCESS_KEY_ENV}, or pass --secret-file` : credentials);
     }

@@ -15,9 +15,11 @@ import {
 } from '../../../src/controller/plan.js';
 import { contentHashOf, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult } from '../../../src/provider/user-source.js';
+import type { SecretRead } from '../../../src/controller/sync.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
-const SECRET = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
+const KEYS = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
+const SECRET: SecretRead = { state: 'lent', data: KEYS };
 const UID = 'uid-1';
 
 const user = (username: string, uid: number): HpcUser => ({
@@ -127,11 +129,21 @@ describe('planListing', () => {
     expect(p.failure).toBeUndefined();
   });
 
+  it('stalls on a Secret not lent to the operator, naming the label to add', () => {
+    const p = settled(input({ secret: { state: 'not-lent' } }));
+    expect(ready(p)).toMatchObject({ status: 'False', reason: 'CredentialsNotFound' });
+    expect(ready(p)?.message).toContain('kubectl label secret keys hpc.shanhe.com/credentials=true');
+    expect(conditionStatus(p, 'Stalled')).toBe('True');
+  });
+
   it('stalls a missing Secret or key with CredentialsNotFound, naming what to create', () => {
-    const missing = settled(input({ secret: undefined }));
-    expect(ready(missing)).toMatchObject({ reason: 'CredentialsNotFound', message: 'Secret keys not found in this namespace; create it with keys access_key_id and secret_access_key' });
+    const missing = settled(input({ secret: { state: 'missing' } }));
+    expect(ready(missing)).toMatchObject({
+      reason: 'CredentialsNotFound',
+      message: 'Secret keys not found in this namespace; create it with keys access_key_id and secret_access_key and the label hpc.shanhe.com/credentials: "true"',
+    });
     expect(conditionStatus(missing, 'Stalled')).toBe('True');
-    const empty = settled(input({ secret: { access_key_id: 'AKID', secret_access_key: ' ' } }));
+    const empty = settled(input({ secret: { state: 'lent', data: { access_key_id: 'AKID', secret_access_key: ' ' } } }));
     expect(ready(empty)?.message).toBe('Secret keys has no non-empty key secret_access_key');
     expect(JSON.stringify(empty)).not.toContain('AKID');
   });
@@ -258,7 +270,7 @@ describe('the memo of a failure retrying cannot mend', () => {
     const stalled = stalledBy(auth);
     const meta = stalled.object.metadata;
     expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, generation: 2 } } })).toBeDefined();
-    expect(request({ ...stalled, secret: { ...SECRET, secret_access_key: 'rotated' } })).toBeDefined();
+    expect(request({ ...stalled, secret: { state: 'lent', data: { ...KEYS, secret_access_key: 'rotated' } } })).toBeDefined();
     expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, annotations: { 'hpc.shanhe.com/sync-requested': '1' } } } })).toBeDefined();
   });
 

@@ -6,6 +6,7 @@ import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpcclu
 import type { ConfigMapState } from '../../../src/controller/plan.js';
 import { HpcClusterReconciler, type KubePort } from '../../../src/controller/reconcile.js';
 import type { ObjectKey } from '../../../src/controller/object-key.js';
+import type { SecretRead } from '../../../src/controller/sync.js';
 import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult, UserSource } from '../../../src/provider/user-source.js';
@@ -29,9 +30,9 @@ class MemoryKube implements KubePort {
   getConfigMap(): ConfigMapState | undefined {
     return undefined;
   }
-  readSecret(): Promise<Record<string, string> | undefined> {
+  readSecret(): Promise<SecretRead> {
     this.secretReads++;
-    return Promise.resolve({ access_key_id: 'AKID', secret_access_key: 'the-secret' });
+    return Promise.resolve({ state: 'lent', data: { access_key_id: 'AKID', secret_access_key: 'the-secret' } });
   }
   writeConfigMap(manifest: ConfigMapManifest): Promise<void> {
     this.writes.push(`configmap ${manifest.metadata.name}`);
