@@ -318,6 +318,7 @@ export async function benchController(): Promise<ControllerBenchResult> {
     const operatorAddr = `127.0.0.1:${String(await freePort())}`;
     const operator = spawnOperator([
       '--kubeconfig', operatorKubeconfig,
+      '--allow-loopback-endpoints',
       '--namespaces', namespace,
       '--concurrency', String(CONCURRENCY),
       '--log-level', 'warn',

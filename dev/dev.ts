@@ -130,6 +130,8 @@ function startOperatorProcess(): { operator: DevProcess; started: Promise<Operat
     '--metrics-addr', '127.0.0.1:0',
     '--health-addr', '127.0.0.1:0',
     '--drain-timeout', '5s',
+    // The simulator listens on loopback, which a real install never allows.
+    '--allow-loopback-endpoints',
   ]);
   const pretty = prettyFactory({ translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,component' });
   const started = new Promise<OperatorAddresses>((resolve) => {

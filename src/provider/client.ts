@@ -4,14 +4,18 @@ import https from 'node:https';
 import fetch from 'node-fetch';
 import { formatTimestamp, systemClock, type Clock } from '../runtime/clock.js';
 import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
+import type { EndpointAllowList } from './endpoint-policy.js';
+import { accessKeyIdentity } from './key-identity.js';
 import { duplicateRowProblem, laterPageOffsets, pageProblem } from './pagination.js';
 import { sharedRateLimiters, type TokenBucket } from './rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
+import { scrubProviderText } from './scrub.js';
 import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from './signature.js';
 import {
   API_VERSION,
   LIST_USERS_PATH,
   MAX_PAGE_SIZE,
+  NotProviderAnswerError,
   parseListUsersResponse,
   type ListUsersPage,
   type WireUser,
@@ -46,6 +50,26 @@ export interface UserRows {
 }
 
 /**
+ * What one listing may cost before it is given up: a provider that reports a billion rows,
+ * or never finishes, must not hold a worker (and a growing row buffer) for ever.
+ */
+export interface SyncLimits {
+  /** The whole listing: every page, retry and rate-limit wait. */
+  deadlineMs: number;
+  /** Rows of one listing (its total_count); pages follow, one per 100 rows. */
+  maxRows: number;
+  /** Response bytes of one listing, every page together. */
+  maxBytes: number;
+}
+
+export const DEFAULT_SYNC_LIMITS: SyncLimits = { deadlineMs: 5 * 60_000, maxRows: 50_000, maxBytes: 64 * 1024 * 1024 };
+
+/** The response bytes a listing may still read; shared by its pages. */
+interface ByteBudget {
+  remaining: number;
+}
+
+/**
  * How one HTTP attempt ended, for metrics: the provider's ret_code (0 for a page), else the
  * HTTP status (a malformed 200 included), a timeout or a network failure.
  */
@@ -57,6 +81,9 @@ export interface HpcApiClientOptions {
   credentials: Credentials;
   /** Plain `http://` is refused unless this is true. */
   allowInsecureHttp?: boolean;
+  /** Where the key may be sent (checked before any request); default anywhere (the key's owner runs the CLI). */
+  allowedEndpoints?: EndpointAllowList;
+  limits?: Partial<SyncLimits>;
   /** PEM bundle that replaces the default trust store for this endpoint. Ignored if `agent` is given. */
   caCert?: string;
   /** Per HTTP attempt, body included. Default 10 s. */
@@ -64,7 +91,7 @@ export interface HpcApiClientOptions {
   /** Pages fetched at once once the first page has told the total. Default 4. */
   pageConcurrency?: number;
   retry?: RetryPolicy;
-  /** Default: the process-wide bucket of this access key. */
+  /** Default: the process-wide bucket of this access key's identity. */
   rateLimiter?: TokenBucket;
   /** A keep-alive agent to share; default: one owned by this client (see `close`). */
   agent?: http.Agent;
@@ -79,6 +106,12 @@ export const DEFAULT_PAGE_CONCURRENCY = 4;
 /** A page of 100 rows is ~40 KB; anything near this is not a ListUsers answer. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const MAX_PROVIDER_MESSAGE = 200;
+/**
+ * What status says of any attempt that got no provider answer: a refused connection, a TLS
+ * failure, an HTTP error page, a redirect, a body that is not JSON all read the same, so a
+ * tenant's endpoint cannot be used to tell which hosts and ports answer what.
+ */
+const NO_VALID_ANSWER = 'no valid ListUsers answer from the endpoint';
 
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
 function createAgent(endpoint: string, caCert?: string): http.Agent {
@@ -121,6 +154,7 @@ export class HpcApiClient {
   private readonly credentials: Credentials;
   private readonly timeoutMs: number;
   private readonly pageConcurrency: number;
+  private readonly limits: SyncLimits;
   private readonly retry: RetryPolicy;
   private readonly rateLimiter: TokenBucket;
   private readonly clock: Clock;
@@ -129,6 +163,7 @@ export class HpcApiClient {
 
   constructor(options: HpcApiClientOptions) {
     const url = parseEndpoint(options.endpoint, options.allowInsecureHttp);
+    options.allowedEndpoints?.check(url);
     this.origin = url.origin;
     this.listUsersPath = `${url.pathname.replace(/\/+$/, '')}${LIST_USERS_PATH}`;
     this.listUsersUrl = `${url.origin}${this.listUsersPath}`;
@@ -137,8 +172,10 @@ export class HpcApiClient {
     this.credentials = options.credentials;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.pageConcurrency = Math.max(1, options.pageConcurrency ?? DEFAULT_PAGE_CONCURRENCY);
+    this.limits = { ...DEFAULT_SYNC_LIMITS, ...options.limits };
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.rateLimiter = options.rateLimiter ?? sharedRateLimiters.forAccessKey(options.credentials.accessKeyId);
+    const { accessKeyId, secretAccessKey } = options.credentials;
+    this.rateLimiter = options.rateLimiter ?? sharedRateLimiters.forKey(accessKeyIdentity(url.href, accessKeyId, secretAccessKey));
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.onRequest = options.onRequest;
@@ -147,14 +184,14 @@ export class HpcApiClient {
   /** One page, retried per the retry policy. */
   async listUsersPage(
     query: ListUsersQuery,
-    { offset, limit = MAX_PAGE_SIZE }: { offset: number; limit?: number },
+    { offset, limit = MAX_PAGE_SIZE, budget = { remaining: this.limits.maxBytes } }: { offset: number; limit?: number; budget?: ByteBudget },
     signal?: AbortSignal,
   ): Promise<ListUsersPage & { requests: number }> {
     let requests = 0;
     const page = await withRetry(
       () => {
         requests++;
-        return this.requestPage(query, offset, limit, signal);
+        return this.requestPage(query, offset, limit, budget, signal);
       },
       this.retry,
       { clock: this.clock, random: this.random, ...(signal === undefined ? {} : { signal }) },
@@ -165,26 +202,45 @@ export class HpcApiClient {
   /**
    * Every row of the listing: `limit=100` pages by increasing offset; after the first page
    * the rest are fetched `pageConcurrency` at a time. Throws a ProviderError (kind
-   * `retryable`, code `inconsistent-pages`) when the pages do not add up; never returns a
-   * partial list.
+   * `retryable`, code `inconsistent-pages`) when the pages do not add up, and (code
+   * `sync-limit`) when the listing passes its deadline or a cap; never returns a partial
+   * list. An aborted `signal` stops it at once: no request starts after it.
    */
   async listAllUsers(query: ListUsersQuery, signal?: AbortSignal): Promise<UserRows> {
-    const first = await this.listUsersPage(query, { offset: 0 }, signal);
+    const { deadlineMs } = this.limits;
+    const deadline = new AbortController();
+    const cancelDeadline = this.clock.schedule(
+      () => deadline.abort(this.limitError(query, `the listing did not finish within ${deadlineMs} ms`, 'retryable')),
+      deadlineMs,
+    );
+    try {
+      return await this.listWithin(query, signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]));
+    } finally {
+      cancelDeadline();
+    }
+  }
+
+  private async listWithin(query: ListUsersQuery, signal: AbortSignal): Promise<UserRows> {
+    const budget: ByteBudget = { remaining: this.limits.maxBytes };
+    const first = await this.listUsersPage(query, { offset: 0, budget }, signal);
     const total = first.totalCount;
+    if (total > this.limits.maxRows) {
+      throw this.limitError(query, `the provider reports ${total} users, more than this operator's limit of ${this.limits.maxRows} per listing`, 'permanent');
+    }
     this.checkPage(query, 0, first, total);
     const pages: WireUser[][] = [first.rows];
     let requests = first.requests;
 
     // The first failure stops the other workers; it is the error the caller sees.
     const stop = new AbortController();
-    const workerSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+    const workerSignal = AbortSignal.any([signal, stop.signal]);
     // Each worker may wait on it (rate limiter, back-off) at the same time: not a leak.
     setMaxListeners(this.pageConcurrency + 10, workerSignal);
     const offsets = laterPageOffsets(total);
     const worker = async (): Promise<void> => {
       for (let next = offsets.next(); next.done !== true; next = offsets.next()) {
         const offset = next.value;
-        const page = await this.listUsersPage(query, { offset }, workerSignal);
+        const page = await this.listUsersPage(query, { offset, budget }, workerSignal);
         requests += page.requests;
         this.checkPage(query, offset, page, total);
         pages[offset / MAX_PAGE_SIZE] = page.rows;
@@ -216,6 +272,13 @@ export class HpcApiClient {
     if (problem !== undefined) throw this.inconsistent(query, problem);
   }
 
+  /** Past a deadline or cap: what was read is dropped, as for any failed listing. */
+  private limitError(query: ListUsersQuery, problem: string, kind: ProviderErrorKind): ProviderError {
+    return new ProviderError(kind, `${this.context(query)}: ${problem}; narrow spec.filter or ask the platform team to raise the operator's limits`, {
+      code: 'sync-limit',
+    });
+  }
+
   private inconsistent(query: ListUsersQuery, problem: string): ProviderError {
     // The list probably changed while it was read: a later sync is likely to succeed.
     return new ProviderError('retryable', `${this.context(query)}: the pages do not add up: ${problem}`, {
@@ -235,14 +298,16 @@ export class HpcApiClient {
     query: ListUsersQuery,
     offset: number,
     limit: number,
+    budget: ByteBudget,
     signal?: AbortSignal,
   ): Promise<ListUsersPage> {
     try {
-      const page = await this.signedRequest(query, offset, limit, signal);
+      const page = await this.signedRequest(query, offset, limit, budget, signal);
       this.onRequest?.({ retCode: 0 });
       return page;
     } catch (err) {
-      if (err instanceof ProviderError) this.onRequest?.(outcomeOf(err));
+      // An abort (the caller's, or the listing's deadline) ended no attempt of its own.
+      if (err instanceof ProviderError && signal?.aborted !== true) this.onRequest?.(outcomeOf(err));
       throw err;
     }
   }
@@ -252,6 +317,7 @@ export class HpcApiClient {
     query: ListUsersQuery,
     offset: number,
     limit: number,
+    budget: ByteBudget,
     signal?: AbortSignal,
   ): Promise<ListUsersPage> {
     await this.rateLimiter.acquire(signal);
@@ -280,55 +346,61 @@ export class HpcApiClient {
         agent: this.agent,
         signal: attemptSignal,
         headers: { accept: 'application/json' },
+        // A redirect would carry the signed request to a host nobody allowed.
+        redirect: 'manual',
       });
       status = response.status;
-      text = await readCapped(response.body);
+      if (status >= 300 && status <= 399) {
+        response.body?.resume();
+        throw new ProviderError('permanent', NO_VALID_ANSWER, { code: 'http-status', httpStatus: status, cause: `redirect (HTTP ${status})` });
+      }
+      text = await readCapped(response.body, budget);
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason;
       if (err instanceof ProviderError) {
         throw new ProviderError(err.kind, `${context}: ${err.message}`, { ...err.details, httpStatus: status });
       }
       if (timeout.aborted) {
-        throw new ProviderError('retryable', `${context}: no answer within ${this.timeoutMs} ms`, { code: 'timeout' });
+        throw new ProviderError('retryable', `${context}: ${NO_VALID_ANSWER}`, { code: 'timeout', cause: `no answer within ${this.timeoutMs} ms` });
       }
-      throw new ProviderError('retryable', `${context}: request failed: ${networkReason(err)}`, { code: 'network' });
+      throw new ProviderError('retryable', `${context}: ${NO_VALID_ANSWER}`, { code: 'network', cause: networkReason(err) });
     }
 
+    // Only a 2xx answer is read: an error page's body, whatever it says, is not the provider's word.
+    if (status < 200 || status > 299) {
+      throw new ProviderError(kindOfHttpStatus(status), `${context}: ${NO_VALID_ANSWER}`, {
+        code: 'http-status',
+        httpStatus: status,
+        cause: `HTTP ${status}`,
+      });
+    }
     let parsed: ReturnType<typeof parseListUsersResponse> | undefined;
     let malformed: string | undefined;
+    let providerShaped = true;
     try {
       parsed = parseListUsersResponse(text);
     } catch (err) {
       malformed = (err as Error).message;
+      providerShaped = !(err instanceof NotProviderAnswerError);
     }
     if (parsed?.ok === false) {
-      const message = this.redact(parsed.message).slice(0, MAX_PROVIDER_MESSAGE);
+      const message = scrubProviderText(parsed.message, this.credentials.secretAccessKey).slice(0, MAX_PROVIDER_MESSAGE);
       throw new ProviderError(
         kindOfRetCode(parsed.retCode),
         `${context}: ret_code ${parsed.retCode}${message === '' ? '' : `: ${message}`}`,
         { code: 'ret-code', retCode: parsed.retCode, httpStatus: status },
       );
     }
-    if (status < 200 || status > 299) {
-      throw new ProviderError(kindOfHttpStatus(status), `${context}: HTTP ${status}`, {
-        code: 'http-status',
-        httpStatus: status,
-      });
-    }
     if (parsed === undefined) {
-      // A garbled body says nothing about the request: the next answer may well be good.
-      throw new ProviderError('retryable', `${context}: ${malformed ?? 'unreadable response'}`, {
+      // A garbled body says nothing about the request: the next answer may well be good. One of the
+      // provider's shape gets its problems named; anything else is no answer.
+      throw new ProviderError('retryable', `${context}: ${providerShaped ? malformed : NO_VALID_ANSWER}`, {
         code: 'malformed-response',
         httpStatus: status,
+        ...(malformed === undefined ? {} : { cause: malformed }),
       });
     }
     return parsed.page;
-  }
-
-  /** The provider's own text could quote what it was sent; the secret never leaves. */
-  private redact(text: string): string {
-    // eslint-disable-next-line no-control-regex -- a message is one line of printable text
-    return text.replaceAll(this.credentials.secretAccessKey, '[redacted]').replace(/[\u0000-\u001f\u007f]+/g, ' ');
   }
 }
 
@@ -352,13 +424,18 @@ function networkReason(err: unknown): string {
   return err instanceof Error ? err.name : 'unknown error';
 }
 
-async function readCapped(body: NodeJS.ReadableStream | null): Promise<string> {
+/** The body as text, refused past MAX_BODY_BYTES or past what the listing may still read. */
+async function readCapped(body: NodeJS.ReadableStream | null, budget: ByteBudget): Promise<string> {
   if (body === null) return '';
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += buffer.length;
+    budget.remaining -= buffer.length;
+    if (budget.remaining < 0) {
+      throw new ProviderError('permanent', 'the listing read more response bytes than this operator allows per listing', { code: 'sync-limit' });
+    }
     if (size > MAX_BODY_BYTES) {
       throw new ProviderError('retryable', `response body is larger than ${MAX_BODY_BYTES} bytes`, {
         code: 'malformed-response',

@@ -43,14 +43,20 @@ export type ProviderErrorCode =
   | 'timeout' // no complete answer within the request timeout
   | 'malformed-response' // a body that is not JSON or not the documented shape
   | 'inconsistent-pages' // the pages of one listing do not add up
-  | 'configuration'; // the client was asked for something it refuses (e.g. plain http)
+  | 'sync-limit' // the listing passed the operator's deadline or caps (rows, bytes)
+  | 'configuration' // the client was asked for something it refuses (e.g. plain http)
+  | 'endpoint-not-allowed'; // the endpoint is not on the operator's allow-list
 
 export class ProviderError extends Error {
   override readonly name = 'ProviderError';
   constructor(
     readonly kind: ProviderErrorKind,
     message: string,
-    readonly details: { code?: ProviderErrorCode; retCode?: number; httpStatus?: number } = {},
+    /**
+     * `cause`: for a failure that left no valid answer, what it was (ECONNREFUSED, a TLS code,
+     * HTTP 404, a redirect): for the key's owner on the command line, never for status.
+     */
+    readonly details: { code?: ProviderErrorCode; retCode?: number; httpStatus?: number; cause?: string } = {},
   ) {
     super(message);
   }

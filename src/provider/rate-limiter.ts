@@ -1,4 +1,5 @@
 import { sleep, systemClock, type Clock } from '../runtime/clock.js';
+import type { AccessKeyIdentity } from './key-identity.js';
 
 /**
  * Client-side call budget per access key. The provider documents 2,000 calls per 3,600 s
@@ -91,7 +92,10 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per access key id, so every cluster using the same key shares its budget. */
+/**
+ * One bucket per access key identity (endpoint, key id and secret digest): every cluster
+ * using the same key shares its budget, and nobody who merely knows a key id can spend it.
+ */
 export class RateLimiterRegistry {
   private readonly buckets = new Map<string, TokenBucket>();
 
@@ -100,11 +104,11 @@ export class RateLimiterRegistry {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  forAccessKey(accessKeyId: string): TokenBucket {
-    let bucket = this.buckets.get(accessKeyId);
+  forKey(key: AccessKeyIdentity): TokenBucket {
+    let bucket = this.buckets.get(key.id);
     if (bucket === undefined) {
       bucket = new TokenBucket(this.limit, this.clock);
-      this.buckets.set(accessKeyId, bucket);
+      this.buckets.set(key.id, bucket);
     }
     return bucket;
   }

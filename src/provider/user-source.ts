@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Retry, SyncFailure } from '../domain/failure.js';
 import { validateUsers, type ValidatedUsers } from '../domain/validate.js';
 import { HpcApiClient, type HpcApiClientOptions } from './client.js';
 import { ProviderError, RetCode, type ProviderErrorKind } from './errors.js';
+import { accessKeyIdentity } from './key-identity.js';
 import { RateLimiterRegistry, sharedRateLimiters } from './rate-limiter.js';
 import { QUOTA_BACKOFF_MS } from './retry.js';
 
@@ -57,6 +57,8 @@ export function failureOf(err: ProviderError): SyncFailure {
   if (retCode === RetCode.AuthenticationFailed || retCode === RetCode.AccessDenied) {
     return { reason: 'AuthenticationFailed', message: `${err.message}; check the access key in the credentials Secret`, retry };
   }
+  if (err.details.code === 'endpoint-not-allowed') return { reason: 'EndpointNotAllowed', message: err.message, retry };
+  if (err.details.code === 'sync-limit') return { reason: 'SyncLimitExceeded', message: err.message, retry };
   return { reason: err.kind === 'quota' ? 'QuotaExceeded' : 'ListUsersFailed', message: err.message, retry };
 }
 
@@ -68,8 +70,8 @@ export type HpcUserSourceOptions = Partial<Omit<HpcApiClientOptions, 'endpoint' 
 
 /** The Shanhe Cloud / QingCloud HPC API as a UserSource; one keep-alive client per endpoint and key. */
 export class HpcUserSource implements UserSource {
-  /** One client per endpoint and access key, with the digest of the secret it signs with. */
-  private readonly clients = new Map<string, { secretDigest: string; client: HpcApiClient }>();
+  /** One client per endpoint and access key id, with the identity (secret digest included) it signs as. */
+  private readonly clients = new Map<string, { identity: string; client: HpcApiClient }>();
 
   private readonly rateLimiters: RateLimiterRegistry;
   private readonly clientOptions: Partial<HpcApiClientOptions>;
@@ -109,19 +111,19 @@ export class HpcUserSource implements UserSource {
 
   private clientFor(target: ProviderTarget, credentials: ProviderCredentials): HpcApiClient {
     const key = [target.endpoint, String(target.allowInsecureHttp), credentials.accessKeyId].join('\n');
-    // The secret's digest tells a rotated Secret, which gets a fresh client; the old one closes.
-    const secretDigest = createHash('sha256').update(credentials.secretAccessKey).digest('hex');
+    // A rotated Secret changes the identity and gets a fresh client; the old one closes.
+    const identity = accessKeyIdentity(target.endpoint, credentials.accessKeyId, credentials.secretAccessKey);
     const cached = this.clients.get(key);
-    if (cached !== undefined && cached.secretDigest === secretDigest) return cached.client;
+    if (cached !== undefined && cached.identity === identity.id) return cached.client;
     cached?.client.close();
     const client = this.createClient({
       ...this.clientOptions,
       endpoint: target.endpoint,
       allowInsecureHttp: target.allowInsecureHttp,
       credentials,
-      rateLimiter: this.rateLimiters.forAccessKey(credentials.accessKeyId),
+      rateLimiter: this.rateLimiters.forKey(identity),
     });
-    this.clients.set(key, { secretDigest, client });
+    this.clients.set(key, { identity: identity.id, client });
     return client;
   }
 }

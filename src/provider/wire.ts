@@ -82,6 +82,11 @@ export type ListUsersResponse =
   | { ok: true; page: ListUsersPage }
   | { ok: false; retCode: number; message: string };
 
+/** A body that is not the provider's at all: not JSON, or JSON without a ret_code. */
+export class NotProviderAnswerError extends Error {
+  override readonly name = 'NotProviderAnswerError';
+}
+
 /**
  * Reads a raw ListUsers body (either a page or `{ret_code, message}`); throws an Error saying
  * what is wrong when it is not JSON or not the documented shape. The message never quotes
@@ -92,11 +97,11 @@ export function parseListUsersResponse(text: string): ListUsersResponse {
   try {
     body = JSON.parse(text);
   } catch {
-    throw new Error(`ListUsers response is not JSON (${Buffer.byteLength(text)} bytes)`);
+    throw new NotProviderAnswerError(`ListUsers response is not JSON (${Buffer.byteLength(text)} bytes)`);
   }
   const failure = wireErrorSchema.safeParse(body);
   if (!failure.success) {
-    throw new Error(`ListUsers response is not the documented shape: ${describeIssues(failure.error)}`);
+    throw new NotProviderAnswerError(`ListUsers response is not the documented shape: ${describeIssues(failure.error)}`);
   }
   if (failure.data.ret_code !== 0) {
     return { ok: false, retCode: failure.data.ret_code, message: failure.data.message ?? '' };

@@ -43,6 +43,7 @@ function operator(extra: string[] = []): OperatorProcess {
     '--metrics-addr', '127.0.0.1:0',
     '--health-addr', '127.0.0.1:0',
     '--drain-timeout', '20s',
+    '--allow-loopback-endpoints',
     ...extra,
   ]);
   started.push(replica);

@@ -22,6 +22,22 @@ describe('hpc-user-operator CLI', () => {
       err.mockRestore();
     }
   });
+
+  it.each([
+    [['--allowed-endpoints', 'not a url'], '--allowed-endpoints: allowed endpoint "not a url" is not a URL'],
+    [['--allowed-endpoints', 'ftp://hpc.api.shanhe.com'], 'is not http(s)'],
+    [['--sync-timeout', '1000h'], '--sync-timeout must be a duration like 30s or 2m, at most 24h, got "1000h"'],
+    [['--drain-timeout', '600h'], '--drain-timeout must be a duration'],
+    [['--max-users-per-sync', '0'], '--max-users-per-sync must be a positive integer'],
+  ])('run refuses %j before it starts', async (flags, message) => {
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await main(['run', ...flags])).toBe(2);
+      expect(err.mock.calls.map((call) => String(call[0])).join('')).toContain(message);
+    } finally {
+      err.mockRestore();
+    }
+  });
 });
 
 describe('integerFlag', () => {

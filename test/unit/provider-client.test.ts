@@ -4,6 +4,7 @@ import { validateUsers } from '../../src/domain/validate.js';
 import { HpcApiClient, type HpcApiClientOptions, type ListUsersQuery, type RequestOutcome } from '../../src/provider/client.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { ProviderError } from '../../src/provider/errors.js';
+import { accessKeyIdentity } from '../../src/provider/key-identity.js';
 import { RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../tools/simulator/server.js';
 import { generateUsers } from '../../tools/simulator/store.js';
@@ -156,13 +157,13 @@ describe('retries', () => {
     expect(sim.stats().requests).toBe(2);
   });
 
-  it('retries an HTTP 5xx from a proxy, and names the status when it gives up', async () => {
+  it('retries an HTTP 5xx from a proxy, and names the status only in details when it gives up', async () => {
     const sim = await simulator(3, { faults: { http5xx: { status: 502, next: 1 } } });
     expect((await client(sim).listAllUsers(QUERY)).requests).toBe(2);
     sim.setFaults({ http5xx: { status: 503, next: 10 } });
     const err = await failure(client(sim).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'http-status', httpStatus: 503 } });
-    expect(err.message).toMatch(/HTTP 503 \(gave up after 4 attempts\)$/);
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'http-status', httpStatus: 503, cause: 'HTTP 503' } });
+    expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 4 attempts\)$/);
   });
 
   it('does not retry an HTTP 404 (wrong endpoint path)', async () => {
@@ -182,18 +183,19 @@ describe('retries', () => {
   it('reports a timeout as such when every attempt hangs', async () => {
     const sim = await simulator(3, { faults: { hang: { next: 10 } } });
     const err = await failure(client(sim, { timeoutMs: 100, retry: { ...FAST_RETRY, maxAttempts: 2 } }).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'timeout' } });
-    expect(err.message).toMatch(/no answer within 100 ms \(gave up after 2 attempts\)$/);
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'timeout', cause: 'no answer within 100 ms' } });
+    expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 2 attempts\)$/);
   });
 
-  it('retries a truncated JSON body, and names it malformed when every attempt is', async () => {
+  it('retries a truncated JSON body, and names it no valid answer when every attempt is', async () => {
     const once = await simulator(3, { faults: { truncateJson: { next: 1 } } });
     expect((await client(once).listAllUsers(QUERY)).rows).toHaveLength(3);
     expect(once.stats().requests).toBe(2);
     const always = await simulator(3, { faults: { truncateJson: { rate: 1 } } });
     const err = await failure(client(always, { retry: { ...FAST_RETRY, maxAttempts: 2 } }).listAllUsers(QUERY));
     expect(err).toMatchObject({ kind: 'retryable', details: { code: 'malformed-response', httpStatus: 200 } });
-    expect(err.message).toMatch(/ListUsers response is not JSON \(\d+ bytes\) \(gave up after 2 attempts\)$/);
+    expect(err.details.cause).toMatch(/ListUsers response is not JSON \(\d+ bytes\)$/);
+    expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 2 attempts\)$/);
   });
 
   it('retries a refused connection as a network error', async () => {
@@ -201,8 +203,8 @@ describe('retries', () => {
     const url = sim.url;
     await sim.close();
     const err = await failure(client(sim, { endpoint: url }).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'network' } });
-    expect(err.message).toMatch(/request failed: ECONNREFUSED \(gave up after 4 attempts\)$/);
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'network', cause: 'ECONNREFUSED' } });
+    expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 4 attempts\)$/);
   });
 
   it('signs each attempt with a fresh timestamp', async () => {
@@ -294,9 +296,9 @@ describe('rate limiting', () => {
     const sim = await simulator(3);
     const clock = new ManualClock(Date.now());
     const registry = new RateLimiterRegistry({ capacity: 2, refill: 1, intervalMs: 1000 }, clock);
-    const bucket = registry.forAccessKey(CREDENTIALS.accessKeyId);
+    const bucket = registry.forKey(accessKeyIdentity(sim.url, CREDENTIALS.accessKeyId, CREDENTIALS.secretAccessKey));
     const first = client(sim, { rateLimiter: bucket, clock });
-    const second = client(sim, { rateLimiter: registry.forAccessKey(CREDENTIALS.accessKeyId), clock });
+    const second = client(sim, { rateLimiter: registry.forKey(accessKeyIdentity(sim.url, CREDENTIALS.accessKeyId, CREDENTIALS.secretAccessKey)), clock });
 
     await first.listAllUsers(QUERY);
     await second.listAllUsers(QUERY);

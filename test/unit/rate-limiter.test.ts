@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { PROVIDER_RATE_LIMIT, rateLimitOf, RateLimiterRegistry, TokenBucket } from '../../src/provider/rate-limiter.js';
+import { accessKeyIdentity } from '../../src/provider/key-identity.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 /** Lets every settled promise run its callbacks. */
@@ -96,10 +97,23 @@ describe('PROVIDER_RATE_LIMIT', () => {
 });
 
 describe('RateLimiterRegistry', () => {
+  const ENDPOINT = 'https://hpc.api.shanhe.com/';
   it('gives every user of one access key the same bucket, and other keys their own', () => {
     const registry = new RateLimiterRegistry();
-    expect(registry.forAccessKey('KEY1')).toBe(registry.forAccessKey('KEY1'));
-    expect(registry.forAccessKey('KEY1')).not.toBe(registry.forAccessKey('KEY2'));
+    const key1 = accessKeyIdentity(ENDPOINT, 'KEY1', 'secret-1');
+    expect(registry.forKey(key1)).toBe(registry.forKey(accessKeyIdentity(ENDPOINT, 'KEY1', 'secret-1')));
+    expect(registry.forKey(key1)).not.toBe(registry.forKey(accessKeyIdentity(ENDPOINT, 'KEY2', 'secret-1')));
+  });
+
+  it('keeps a tenant who knows only the access key id (not its secret) off that key\'s budget', async () => {
+    const clock = new ManualClock();
+    const registry = new RateLimiterRegistry({ capacity: 1, refill: 1, intervalMs: 3_600_000 }, clock);
+    const owner = registry.forKey(accessKeyIdentity(ENDPOINT, 'SHARED-ID', 'the-real-secret'));
+    const intruder = registry.forKey(accessKeyIdentity(ENDPOINT, 'SHARED-ID', 'a-guess'));
+    await intruder.acquire();
+    expect(intruder.available()).toBeLessThan(1);
+    expect(owner.available()).toBe(1);
+    expect(registry.forKey(accessKeyIdentity('https://elsewhere.example/', 'SHARED-ID', 'the-real-secret'))).not.toBe(owner);
   });
 });
 

@@ -22,9 +22,10 @@ import {
 import fetch from 'node-fetch';
 import { pino } from 'pino';
 import { parse } from 'yaml';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
+import { API_VERSION, CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
 import { Manager } from '../../src/controller/manager.js';
 import { OperatorMetrics } from '../../src/controller/metrics.js';
+import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { rateLimitOf, RateLimiterRegistry } from '../../src/provider/rate-limiter.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
 import type { AccessKey } from '../simulator/server.js';
@@ -109,7 +110,7 @@ export interface RunningOperator {
 export async function startOperator(
   kubeConfig: KubeConfig,
   namespace: string,
-  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number; providerTimeoutMs?: number } = {},
+  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number; providerTimeoutMs?: number; allowedEndpoints?: EndpointAllowList } = {},
 ): Promise<RunningOperator> {
   const metrics = new OperatorMetrics();
   const manager = new Manager({
@@ -118,6 +119,8 @@ export async function startOperator(
     concurrency: 4,
     userSource: new HpcUserSource({
       timeoutMs: options.providerTimeoutMs ?? 2_000,
+      // The simulators of the tests listen on loopback ports of their own.
+      allowedEndpoints: options.allowedEndpoints ?? new EndpointAllowList([], true),
       retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
       // The simulator's quota is the one under test; the client's own budget stays out of the way.
       rateLimiters: new RateLimiterRegistry(rateLimitOf(1_000_000, 3_600_000)),
@@ -136,11 +139,14 @@ export async function startOperator(
   return { manager, metrics, stop: () => manager.stop() };
 }
 
-/** A Secret holding a simulator access key under the default key names. */
+/** A Secret holding a simulator access key under the default key names, lent to the operator by its label. */
 export async function createCredentialsSecret(admin: KubeConfig, namespace: string, name: string, key: AccessKey): Promise<void> {
   await admin.makeApiClient(CoreV1Api).createNamespacedSecret({
     namespace,
-    body: { metadata: { name }, stringData: { access_key_id: key.id, secret_access_key: key.secret } },
+    body: {
+      metadata: { name, labels: { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE } },
+      stringData: { access_key_id: key.id, secret_access_key: key.secret },
+    },
   });
 }
 

@@ -107,6 +107,10 @@ Exit status: 0 listed, 1 the API call failed (one-line reason on stderr), 2 usag
         `${users.length} users, ${skipped.length} skipped (${listing.pages} pages, ${listing.requests} requests)\n`,
       );
       return 0;
+    } catch (err) {
+      // The key's owner runs this: what status keeps to itself (a TLS code, an HTTP status) helps here.
+      if (err instanceof ProviderError && err.details.cause !== undefined) throw new Error(`${err.message} (${err.details.cause})`, { cause: err });
+      throw err;
     } finally {
       client.close();
     }

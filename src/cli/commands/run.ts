@@ -4,6 +4,8 @@ import { hostname } from 'node:os';
 import { parseDuration } from '../../api/duration.js';
 import { Manager } from '../../controller/manager.js';
 import { OperatorMetrics } from '../../controller/metrics.js';
+import { DEFAULT_SYNC_LIMITS } from '../../provider/client.js';
+import { EndpointAllowList, PROVIDER_ENDPOINTS } from '../../provider/endpoint-policy.js';
 import { rateLimitOf, RateLimiterRegistry, type RateLimit } from '../../provider/rate-limiter.js';
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
@@ -18,7 +20,10 @@ const DEFAULTS = {
   drainTimeout: '30s',
   providerTimeout: '10s',
   providerRateLimit: '2000/1h',
+  syncTimeout: '5m',
 };
+/** No flag's duration needs more; it also keeps every timer far inside what Node can hold. */
+const MAX_FLAG_DURATION = '24h';
 
 /** `2000/1h`: calls per duration. */
 function rateLimitFlag(values: FlagValues): RateLimit {
@@ -35,8 +40,21 @@ function rateLimitFlag(values: FlagValues): RateLimit {
 function durationFlag(values: FlagValues, name: string, fallback: string): number {
   const text = optionalString(values, name) ?? fallback;
   const ms = parseDuration(text);
-  if (ms === undefined) throw new UsageError(`--${name} must be a duration like 30s or 2m, got "${text}"`);
+  if (ms === undefined || ms > (parseDuration(MAX_FLAG_DURATION) ?? 0)) {
+    throw new UsageError(`--${name} must be a duration like 30s or 2m, at most ${MAX_FLAG_DURATION}, got "${text}"`);
+  }
   return ms;
+}
+
+/** The endpoints HpcClusters may name; anything else never gets a request. */
+function allowedEndpointsFlag(values: FlagValues): EndpointAllowList {
+  const text = optionalString(values, 'allowed-endpoints');
+  const origins = text === undefined ? PROVIDER_ENDPOINTS : text.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  try {
+    return new EndpointAllowList(origins, values['allow-loopback-endpoints'] === true);
+  } catch (err) {
+    throw new UsageError(`--allowed-endpoints: ${(err as Error).message}`);
+  }
 }
 
 export const runControllerCommand: Command = {
@@ -62,7 +80,14 @@ Flags:
   --drain-timeout DURATION           how long SIGTERM waits for in-flight reconciles (default ${DEFAULTS.drainTimeout})
   --provider-timeout DURATION        timeout of one provider API request (default ${DEFAULTS.providerTimeout})
   --provider-ca-file FILE            PEM bundle trusted for the provider endpoint instead of the system CAs
-  --provider-rate-limit N/DURATION   API calls allowed per access key (default ${DEFAULTS.providerRateLimit}, the provider's quota)`,
+  --provider-rate-limit N/DURATION   API calls allowed per access key (default ${DEFAULTS.providerRateLimit}, the provider's quota)
+  --allowed-endpoints URL[,URL...]   the only provider endpoints an HpcCluster may name; the access key is
+                                     sent nowhere else (default ${PROVIDER_ENDPOINTS.join(',')})
+  --allow-loopback-endpoints         also allow any port on 127.0.0.1, ::1 and localhost: the simulator of
+                                     development and tests, never in production
+  --sync-timeout DURATION            deadline of one listing, every page and retry (default ${DEFAULTS.syncTimeout})
+  --max-users-per-sync N             a listing reporting more users fails with SyncLimitExceeded (default ${DEFAULT_SYNC_LIMITS.maxRows})
+Durations are at most ${MAX_FLAG_DURATION}.`,
   options: {
     kubeconfig: { type: 'string' },
     namespaces: { type: 'string' },
@@ -77,6 +102,10 @@ Flags:
     'provider-timeout': { type: 'string' },
     'provider-ca-file': { type: 'string' },
     'provider-rate-limit': { type: 'string' },
+    'allowed-endpoints': { type: 'string' },
+    'allow-loopback-endpoints': { type: 'boolean' },
+    'sync-timeout': { type: 'string' },
+    'max-users-per-sync': { type: 'string' },
   },
   async run(values, positionals) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -91,6 +120,11 @@ Flags:
     const timeoutMs = durationFlag(values, 'provider-timeout', DEFAULTS.providerTimeout);
     const caFile = optionalString(values, 'provider-ca-file');
     const rateLimit = rateLimitFlag(values);
+    const allowedEndpoints = allowedEndpointsFlag(values);
+    const limits = {
+      deadlineMs: durationFlag(values, 'sync-timeout', DEFAULTS.syncTimeout),
+      maxRows: integerFlag(values, 'max-users-per-sync', DEFAULT_SYNC_LIMITS.maxRows, 1),
+    };
     const address = (name: string, fallback: string): string | undefined => {
       const value = optionalString(values, name) ?? fallback;
       return value === '0' ? undefined : value;
@@ -102,6 +136,8 @@ Flags:
     const metrics = new OperatorMetrics();
     const userSource = new HpcUserSource({
       timeoutMs,
+      allowedEndpoints,
+      limits,
       rateLimiters: new RateLimiterRegistry(rateLimit),
       ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
