@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { PROVIDER_ENDPOINTS } from '../../src/provider/endpoint-policy.js';
 import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import { helm, kubectl, serverSideDryRun } from '../support/tools.js';
 
@@ -132,7 +133,9 @@ describe('kubectl kustomize deploy', () => {
     const container = containerOf(deployment);
     expect(deployment.spec.replicas).toBe(2);
     expect(container.image).toBe(IMAGE);
-    expect(container.args).toEqual(expect.arrayContaining(['run', '--leader-elect', '--metrics-addr=:8080', '--health-addr=:8081']));
+    expect(container.args).toEqual(
+      expect.arrayContaining(['run', '--leader-elect', '--metrics-addr=:8080', '--health-addr=:8081', `--allowed-endpoints=${PROVIDER_ENDPOINTS.join(',')}`]),
+    );
     expect(container.env).toEqual([
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -189,7 +192,9 @@ describe('the Helm chart', () => {
     const deployment = only<Deployment>(rendered, 'Deployment');
     const container = containerOf(deployment);
     expect(container).toMatchObject({ image: 'registry.example.internal/hpc/operator:0.1.0-rc.1', imagePullPolicy: 'Always' });
-    expect(container.args).toEqual(expect.arrayContaining([`--namespaces=${watched.join(',')}`, '--log-level=debug', '--leader-elect']));
+    expect(container.args).toEqual(
+      expect.arrayContaining([`--namespaces=${watched.join(',')}`, '--log-level=debug', '--leader-elect', `--allowed-endpoints=${PROVIDER_ENDPOINTS.join(',')}`]),
+    );
     // The rules hold in the watched namespaces only.
     expect(rendered.some((m) => m.kind === 'ClusterRoleBinding')).toBe(false);
     const bindings = rendered.filter((m) => m.kind === 'RoleBinding' && m.metadata.namespace !== helmNamespace) as (Manifest & { roleRef: { kind: string } })[];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
-import { validateSpec } from '../../src/api/hpccluster.js';
+import { isLentToOperator, validateSpec } from '../../src/api/hpccluster.js';
 import { renderConfigMaps } from '../../src/render/configmaps.js';
 
 const examplesDir = fileURLToPath(new URL('../../deploy/examples', import.meta.url));
@@ -53,8 +53,9 @@ describe('deploy/examples', () => {
   it('registers an HpcCluster with a valid spec, credentials from the example Secret', () => {
     const validation = validateSpec(cluster.spec);
     expect(validation).toMatchObject({ ok: true });
-    const secret = example('secret.yaml') as { metadata: { name: string }; stringData: Record<string, string> };
+    const secret = example('secret.yaml') as { metadata: { name: string; labels?: Record<string, string> }; stringData: Record<string, string> };
     expect(validation.ok && validation.spec.credentialsSecretRef.name).toBe(secret.metadata.name);
+    expect(isLentToOperator(secret.metadata.labels)).toBe(true);
     expect(Object.keys(secret.stringData).sort()).toEqual(['access_key_id', 'secret_access_key']);
   });
 
