@@ -112,6 +112,7 @@ const MAX_PROVIDER_MESSAGE = 200;
  * tenant's endpoint cannot be used to tell which hosts and ports answer what.
  */
 const NO_VALID_ANSWER = 'no valid ListUsers answer from the endpoint';
+// Every such failure is also retried alike (kindOfHttpStatus), so neither retries nor Stalled tell them apart.
 
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
 function createAgent(endpoint: string, caCert?: string): http.Agent {
@@ -352,7 +353,7 @@ export class HpcApiClient {
       status = response.status;
       if (status >= 300 && status <= 399) {
         response.body?.resume();
-        throw new ProviderError('permanent', NO_VALID_ANSWER, { code: 'http-status', httpStatus: status, cause: `redirect (HTTP ${status})` });
+        throw new ProviderError('retryable', NO_VALID_ANSWER, { code: 'http-status', httpStatus: status, cause: `redirect (HTTP ${status})` });
       }
       text = await readCapped(response.body, budget);
     } catch (err) {
@@ -411,10 +412,12 @@ function outcomeOf(err: ProviderError): RequestOutcome {
   return { httpStatus: httpStatus ?? 0 };
 }
 
+/**
+ * A non-answer is retried whatever it was, so that it also reads the same in status (retries,
+ * Stalled); only the provider's own 429 means something more.
+ */
 function kindOfHttpStatus(status: number): ProviderErrorKind {
-  if (status === 429) return 'quota';
-  if (status === 408 || status >= 500) return 'retryable';
-  return 'permanent';
+  return status === 429 ? 'quota' : 'retryable';
 }
 
 /** The system error code of a failed request; node-fetch's own message quotes the URL. */

@@ -166,11 +166,12 @@ describe('retries', () => {
     expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 4 attempts\)$/);
   });
 
-  it('does not retry an HTTP 404 (wrong endpoint path)', async () => {
+  it('retries an HTTP 404 (wrong endpoint path) like any other non-answer, so that status cannot tell them apart', async () => {
     const sim = await simulator(3);
     const err = await failure(client(sim, { endpoint: `${sim.url}/no-such-prefix` }).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'permanent', details: { code: 'http-status', httpStatus: 404 } });
-    expect(sim.stats().requests).toBe(1);
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'http-status', httpStatus: 404, cause: 'HTTP 404' } });
+    expect(err.message).toMatch(/: no valid ListUsers answer from the endpoint \(gave up after 4 attempts\)$/);
+    expect(sim.stats().requests).toBe(4);
   });
 
   it('times out a request that gets no answer and retries it', async () => {

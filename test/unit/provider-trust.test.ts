@@ -79,7 +79,7 @@ describe('answers that are not the provider\'s', () => {
     sim = await startSimulator({ accessKeys: [{ id: CREDENTIALS.accessKeyId, secret: CREDENTIALS.secretAccessKey }], clusters: [{ id: 'hpc-1', users: [] }] });
     const redirect = await hostile((req, res) => res.writeHead(302, { location: `${sim.url}${req.url ?? ''}` }).end());
     const err = await failure(client(redirect.url).listAllUsers(QUERY));
-    expect(err).toMatchObject({ kind: 'permanent', details: { code: 'http-status', httpStatus: 302 } });
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'http-status', httpStatus: 302, cause: 'redirect (HTTP 302)' } });
     expect(redirect.requests).toHaveLength(1);
     expect(sim.stats().requests).toBe(0);
   });
