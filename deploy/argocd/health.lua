@@ -12,11 +12,13 @@
 --                                                    AuthenticationFailed: stuck until someone acts
 --   Ready=True, reason Suspended        Suspended    spec.suspend: no API calls, no writes
 --   Ready=True                          Healthy      "42 users synced"
---   Ready=False, RemovalHeld or
---   ConfigMapTooLarge                   Degraded     even for a new generation: the operator retries,
+--   Ready=False, RemovalHeld,
+--   ConfigMapTooLarge or
+--   ConfigMapConflict                   Degraded     even for a new generation: the operator retries,
 --                                                    but the usual cause is the spec (a narrower
---                                                    filter, too many users) and the way out a
---                                                    person's decision, so Progressing would hide it
+--                                                    filter, too many users, a name already taken)
+--                                                    and the way out a person's decision, so
+--                                                    Progressing would hide it
 --   Reconciling=True                    Progressing  a new generation not synced yet and being
 --                                                    retried (ListUsersFailed, QuotaExceeded)
 --   Ready=False, any other reason       Degraded     ListUsersFailed, QuotaExceeded after a good
@@ -24,7 +26,7 @@
 --                                                    which go stale; the operator retries and this
 --                                                    turns Healthy by itself once a sync succeeds
 
-local NEEDS_A_DECISION = { RemovalHeld = true, ConfigMapTooLarge = true }
+local NEEDS_A_DECISION = { RemovalHeld = true, ConfigMapTooLarge = true, ConfigMapConflict = true }
 
 local function findCondition(conditions, conditionType)
   if conditions == nil then

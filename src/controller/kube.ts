@@ -12,7 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
-import type { CachedConfigMap } from './cached-objects.js';
+import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
 import type { ObjectKey } from './object-key.js';
 import type { ConfigMapState } from './plan.js';
 import type { KubePort } from './reconcile.js';
@@ -29,6 +29,19 @@ const MAX_EVENT_MESSAGE = 1024;
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
+}
+
+/** What the reconcile reads of a ConfigMap. */
+function configMapState(cm: CachedConfigMap): ConfigMapState {
+  const meta = cm.metadata;
+  return {
+    resourceVersion: meta.resourceVersion,
+    dataHash: cm.contentHash,
+    usersJson: cm.usersJson,
+    labels: meta.labels,
+    annotations: meta.annotations,
+    ownerReferences: meta.ownerReferences.map((ref) => ({ uid: ref.uid, controller: ref.controller === true, kind: ref.kind, name: ref.name })),
+  };
 }
 
 /** The KubePort on a real apiserver: reads from informer caches, writes through the API. */
@@ -54,16 +67,16 @@ export class KubeApiPort implements KubePort {
 
   getConfigMap(key: ObjectKey): ConfigMapState | undefined {
     const cm = this.configMaps.get(key.namespace, key.name);
-    if (cm === undefined) return undefined;
-    const meta = cm.metadata;
-    return {
-      resourceVersion: meta.resourceVersion,
-      dataHash: cm.contentHash,
-      usersJson: cm.usersJson,
-      labels: meta.labels,
-      annotations: meta.annotations,
-      ownerReferences: meta.ownerReferences.map((ref) => ({ uid: ref.uid, controller: ref.controller === true })),
-    };
+    return cm === undefined ? undefined : configMapState(cm);
+  }
+
+  async readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
+    try {
+      return configMapState(cachedConfigMap(await this.core.readNamespacedConfigMap({ namespace: key.namespace, name: key.name })));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   async readSecret(key: ObjectKey): Promise<SecretRead> {

@@ -4,9 +4,12 @@ import { describeDiff, diffUsers, isEmptyDiff, removalExceedsLimit } from '../do
 import type { SyncFailure } from '../domain/failure.js';
 import type { SkippedUser } from '../domain/user.js';
 import {
+  CLUSTER_LABEL,
   configMapManifest,
   CONTENT_HASH_ANNOTATION,
   contentHashOf,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
   nssConfigMapName,
   parseUsersJson,
   usersConfigMapName,
@@ -40,7 +43,7 @@ export interface ConfigMapState {
   usersJson?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  ownerReferences?: { uid: string; controller?: boolean }[];
+  ownerReferences?: { uid: string; controller?: boolean; kind?: string; name?: string }[];
 }
 
 /**
@@ -58,7 +61,7 @@ export interface PlanInput {
   object: HpcClusterObject & { metadata: { name: string; namespace: string } };
   /** The Secret the spec names, as read; undefined when the plan needs none (credentialsSecretOf). */
   secret: SecretRead | undefined;
-  /** The cached `<name>-users` and `<name>-nss`, where they exist. */
+  /** `<name>-users` and `<name>-nss`, where they exist (whoever made them: see configMapConflict). */
   configMaps: { users?: ConfigMapState | undefined; nss?: ConfigMapState | undefined };
   /** What the last failure that retrying cannot mend was computed from, if one is remembered. */
   memo: FailureMemo | undefined;
@@ -110,6 +113,9 @@ export function jitteredInterval(intervalMs: number, jitter: number): number {
   return Math.round(intervalMs * (1 + 0.1 * jitter));
 }
 
+/** When the periodic sync of `spec` comes next. */
+const periodicOf = (spec: HpcClusterSpec, jitter: number): number => jitteredInterval(parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS, jitter);
+
 /** Whether the existing ConfigMap already holds exactly what would be written. */
 export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
   if (existing === undefined) return false;
@@ -117,6 +123,24 @@ export function configMapUpToDate(existing: ConfigMapState | undefined, desired:
   if (existing.annotations?.[CONTENT_HASH_ANNOTATION] !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
   for (const [k, v] of Object.entries(desired.metadata.labels)) if (existing.labels?.[k] !== v) return false;
   return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
+}
+
+/**
+ * Why the HpcCluster `clusterName` (uid `ownerUid`) may not write this existing ConfigMap, or
+ * undefined when it may: when it controls it, or the ConfigMap is an orphan of its own (our labels,
+ * no controller). Whatever another controller owns, or someone else created, is never taken over.
+ */
+export function configMapConflict(cm: ConfigMapState | undefined, cmName: string, clusterName: string, ownerUid: string): string | undefined {
+  if (cm === undefined) return undefined;
+  const controller = cm.ownerReferences?.find((ref) => ref.controller === true);
+  const remedy = 'rename this HpcCluster, or remove that ConfigMap';
+  if (controller !== undefined) {
+    if (controller.uid === ownerUid) return undefined;
+    const by = controller.kind === undefined ? 'another object' : `${controller.kind} ${controller.name ?? ''}`.trim();
+    return `ConfigMap ${cmName} is controlled by ${by}, and the operator never takes over another owner's object: ${remedy}`;
+  }
+  if (cm.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && cm.labels[CLUSTER_LABEL] === clusterName) return undefined;
+  return `ConfigMap ${cmName} already exists and was not written by this operator, which never overwrites it: ${remedy}`;
 }
 
 const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
@@ -190,6 +214,14 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
   }
   const spec = validation.spec;
   if (spec.suspend) return { plan: settle(input, { reason: 'Suspended' }, { outcome: 'success' }) };
+  const ownerUid = object.metadata.uid ?? '';
+  const conflict =
+    configMapConflict(input.configMaps.users, usersConfigMapName(name), name, ownerUid) ??
+    configMapConflict(input.configMaps.nss, nssConfigMapName(name), name, ownerUid);
+  if (conflict !== undefined) {
+    // Known from the cluster alone: no provider call until the name is free, checked again each interval.
+    return { plan: fail(input, { reason: 'ConfigMapConflict', message: conflict, retry: { afterMs: periodicOf(spec, input.jitter) } }) };
+  }
   const credentials = credentialsFromSecret(spec.credentialsSecretRef, input.secret ?? { state: 'missing' });
   if (typeof credentials === 'string') {
     return { plan: fail(input, { reason: 'CredentialsNotFound', message: credentials, retry: 'never' }) };
@@ -210,7 +242,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
   const { name, namespace } = object.metadata;
   const listing = answer.listing;
   const listed = { pages: listing.pages, requests: listing.requests };
-  const periodic = jitteredInterval(parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS, input.jitter);
+  const periodic = periodicOf(spec, input.jitter);
   const desired = desiredUsers(name, spec, listing);
   const { users, skipped } = desired;
   const withListing = (plan: Plan): Plan => ({ ...plan, listed: { ...listed, users: users.length } });

@@ -17,7 +17,10 @@ import type { SecretRead } from './sync.js';
 /** The Kubernetes side, as this reconcile needs it (reads from caches where they exist). */
 export interface KubePort {
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined;
+  /** From the cache, which holds only ConfigMaps labelled as the operator's. */
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
+  /** From the apiserver: any ConfigMap, labelled or not; undefined when it does not exist. */
+  readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined>;
   /** The data of a Secret lent to the operator; the data of any other Secret is never read. */
   readSecret(key: ObjectKey): Promise<SecretRead>;
   /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
@@ -89,13 +92,16 @@ export class HpcClusterReconciler {
       return undefined;
     }
     const secretName = credentialsSecretOf(object);
+    // A name the cache does not hold may still be taken by a ConfigMap without our labels: a
+    // reconcile that may sync looks it up, so that it never creates over (or adopts) another's.
+    const configMap = async (name: string): Promise<ConfigMapState | undefined> => {
+      const cmKey = { namespace: key.namespace, name };
+      return kube.getConfigMap(cmKey) ?? (secretName === undefined ? undefined : await kube.readConfigMap(cmKey));
+    };
     const input: PlanInput = {
       object: { ...object, metadata: { ...object.metadata, ...key } },
       secret: secretName === undefined ? undefined : await kube.readSecret({ namespace: key.namespace, name: secretName }),
-      configMaps: {
-        users: kube.getConfigMap({ namespace: key.namespace, name: usersConfigMapName(key.name) }),
-        nss: kube.getConfigMap({ namespace: key.namespace, name: nssConfigMapName(key.name) }),
-      },
+      configMaps: { users: await configMap(usersConfigMapName(key.name)), nss: await configMap(nssConfigMapName(key.name)) },
       memo: this.memos.get(id),
       now: this.now(),
       jitter: this.random(),

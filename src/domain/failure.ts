@@ -14,6 +14,7 @@ export const FAILURE_REASONS = [
   'SyncLimitExceeded',
   'QuotaExceeded',
   'ConfigMapTooLarge',
+  'ConfigMapConflict',
   'RemovalHeld',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];

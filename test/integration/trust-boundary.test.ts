@@ -4,6 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, PLURAL } from '../../src/api/hpccluster.js';
+import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/plan.js';
+import { CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../src/render/configmaps.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import { serviceAccountKubeConfig } from '../../tools/controlplane/controlplane.js';
@@ -14,6 +16,8 @@ import {
   createHpcCluster,
   installCrd,
   operatorKubeConfig,
+  patchHpcCluster,
+  readConfigMap,
   readyOf,
   startOperator,
   waitForReady,
@@ -168,4 +172,39 @@ test('finding 4: providers that report a billion users stop at their cap while a
   }
   // Each stopped at its first page.
   expect(endless.requests.every((url) => url.includes('&offset=0&'))).toBe(true);
+});
+
+test('finding 6: a ConfigMap name held by another gets ConfigMapConflict without a provider call, and is never adopted', async () => {
+  const { namespace, tenant } = await tenantNamespace('trust-names');
+  await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+  const provider = await hostile((_req, res) => json(res, { action: 'HpcUserListUsersResponse', ret_code: 0, total_count: 0, user_set: [] }));
+  const core = admin.makeApiClient(CoreV1Api);
+  // Someone else's ConfigMap under the name an HpcCluster writes, without the operator's labels...
+  const unlabelled = { 'users.json': '[]', note: 'not the operator\'s' };
+  await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'taken-users' }, data: unlabelled } });
+  // ...and one labelled as the operator's but controlled by another object.
+  const holder = await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'holder' } } });
+  const holderUid = holder.metadata?.uid ?? '';
+  const ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'holder', uid: holderUid, controller: true }];
+  const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CLUSTER_LABEL]: 'owned' };
+  await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'owned-nss', labels, ownerReferences }, data: { passwd: 'theirs' } } });
+  await createHpcCluster(tenant, namespace, 'taken', spec(provider.url, 'key'));
+  await createHpcCluster(tenant, namespace, 'owned', spec(provider.url, 'key'));
+
+  const taken = await waitForReady(admin, namespace, 'taken', 'ConfigMapConflict');
+  expect(readyOf(taken)?.message).toContain('ConfigMap taken-users already exists and was not written by this operator');
+  const owned = await waitForReady(admin, namespace, 'owned', 'ConfigMapConflict');
+  expect(readyOf(owned)?.message).toContain('ConfigMap owned-nss is controlled by ConfigMap holder');
+  expect((await readConfigMap(admin, namespace, 'taken-users'))?.data).toEqual(unlabelled);
+  const kept = await readConfigMap(admin, namespace, 'owned-nss');
+  expect(kept?.data).toEqual({ passwd: 'theirs' });
+  expect(kept?.metadata?.ownerReferences?.map((ref) => ref.uid)).toEqual([holderUid]);
+  expect(provider.requests).toEqual([]);
+
+  // Once the name is free, a sync request goes ahead: the count above could have been anything but zero.
+  await core.deleteNamespacedConfigMap({ namespace, name: 'taken-users' });
+  await patchHpcCluster(tenant, namespace, 'taken', { metadata: { annotations: { [SYNC_REQUESTED_ANNOTATION]: 'name-freed' } } });
+  await waitForReady(admin, namespace, 'taken', 'Synced');
+  expect(provider.requests.length).toBeGreaterThan(0);
+  expect((await readConfigMap(admin, namespace, 'taken-users'))?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'HpcCluster', name: 'taken', controller: true });
 });

@@ -34,6 +34,7 @@ const RETRY: Record<FailureReason, Retry> = {
   SyncLimitExceeded: 'never',
   QuotaExceeded: { afterMs: 900_000 },
   ConfigMapTooLarge: { afterMs: 600_000 },
+  ConfigMapConflict: { afterMs: 600_000 },
   RemovalHeld: { afterMs: 600_000 },
 };
 const failed = (reason: FailureReason, message: string): SyncOutcome => ({ reason, message, retry: RETRY[reason] });
@@ -102,6 +103,12 @@ const cases: { name: string; object: unknown; status: string; message: string | 
     object: hpcCluster(1, nextStatus(undefined, 1, failed('ConfigMapTooLarge', 'narrow spec.filter'), t0, configMaps)),
     status: 'Degraded',
     message: 'ConfigMapTooLarge: narrow spec.filter',
+  },
+  {
+    name: 'ConfigMapConflict on the first sync, though Reconciling',
+    object: hpcCluster(1, nextStatus(undefined, 1, failed('ConfigMapConflict', 'ConfigMap lab-users already exists'), t0, configMaps)),
+    status: 'Degraded',
+    message: 'ConfigMapConflict: ConfigMap lab-users already exists',
   },
 ];
 

@@ -149,6 +149,39 @@ describe('planListing', () => {
   });
 });
 
+describe('a ConfigMap name taken by another', () => {
+  const theirs = (over: Partial<ConfigMapState>): ConfigMapState => ({ resourceVersion: '3', dataHash: 'sha256:x', ...over });
+
+  it('settles a name held by a ConfigMap the operator did not write with ConfigMapConflict, asking no provider', () => {
+    const p = settled(input({ configMaps: { users: theirs({ labels: { app: 'other' } }) } }));
+    expect(ready(p)).toMatchObject({ status: 'False', reason: 'ConfigMapConflict' });
+    expect(ready(p)?.message).toBe(
+      'ConfigMap lab-users already exists and was not written by this operator, which never overwrites it: rename this HpcCluster, or remove that ConfigMap',
+    );
+    expect(p.configMapWrites).toEqual([]);
+    // Not remembered: it is looked at again each interval, from the cluster alone.
+    expect(p.result).toEqual({ outcome: 'requeue_after', requeueAfterMs: 600_000 });
+    expect(p.memo).toBeUndefined();
+    expect(p.events).toEqual([{ type: 'Warning', reason: 'ConfigMapConflict', message: ready(p)?.message }]);
+  });
+
+  it('never adopts a ConfigMap labelled as ours that another controller owns', () => {
+    const labels = { 'app.kubernetes.io/managed-by': 'hpc-user-operator', 'hpc.shanhe.com/cluster': 'lab' };
+    const p = settled(input({ configMaps: { nss: theirs({ labels, ownerReferences: [{ uid: 'uid-other', controller: true, kind: 'Deployment', name: 'web' }] }) } }));
+    expect(ready(p)?.message).toBe(
+      'ConfigMap lab-nss is controlled by Deployment web, and the operator never takes over another owner\'s object: rename this HpcCluster, or remove that ConfigMap',
+    );
+  });
+
+  it('writes its own ConfigMaps and an orphan of its own labels', () => {
+    const labels = { 'app.kubernetes.io/managed-by': 'hpc-user-operator', 'hpc.shanhe.com/cluster': 'lab' };
+    expect(request(input({ configMaps: { users: theirs({ labels }) } }))).toBeDefined();
+    expect(request(input({ configMaps: { users: theirs({ ownerReferences: [{ uid: UID, controller: true }] }) } }))).toBeDefined();
+    // Another HpcCluster's orphan is not ours.
+    expect(settled(input({ configMaps: { users: theirs({ labels: { ...labels, 'hpc.shanhe.com/cluster': 'other' } }) } })).reason).toBe('ConfigMapConflict');
+  });
+});
+
 describe('planSync', () => {
   it('syncs a first listing: both ConfigMaps created, status Synced, one Synced event, back at the interval', () => {
     const p = plan(input(), listed([user('bob', 2001), user('ann', 2000)], [{ username: 'x:y', reason: 'bad' }]));

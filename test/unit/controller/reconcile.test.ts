@@ -30,6 +30,9 @@ class MemoryKube implements KubePort {
   getConfigMap(): ConfigMapState | undefined {
     return undefined;
   }
+  readConfigMap(): Promise<ConfigMapState | undefined> {
+    return Promise.resolve(undefined);
+  }
   readSecret(): Promise<SecretRead> {
     this.secretReads++;
     return Promise.resolve({ state: 'lent', data: { access_key_id: 'AKID', secret_access_key: 'the-secret' } });
