@@ -97,6 +97,38 @@ const idRangeSchema = z
   .meta(celRules({ rule: 'self.min <= self.max', message: 'idRange.min must not be greater than idRange.max' }))
   .describe('Users whose uid or gid falls outside this inclusive range are skipped and reported in status.');
 
+const HOME_MESSAGE = 'podIdentity.home must name exactly one of persistentVolumeClaim and nfs';
+
+const podIdentitySchema = z
+  .object({
+    home: z
+      .object({
+        persistentVolumeClaim: z
+          .object({
+            claimName: z
+              .string()
+              .min(1)
+              .max(253)
+              .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)
+              .describe('A PersistentVolumeClaim in the HpcCluster\'s namespace whose root holds the nasMountPoints.'),
+          })
+          .optional()
+          .describe('Mount this claim with subPath = the user\'s nasMountPoint (allowed by Pod Security restricted).'),
+        nfs: z
+          .object({
+            server: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:[\]-]+$/).describe('NFS server host name or address.'),
+            path: z.string().min(1).max(1024).regex(/^\/[^:\s]*$/).describe('The exported path that holds the nasMountPoints.'),
+          })
+          .optional()
+          .describe('Mount this NFS export with subPath = the user\'s nasMountPoint.'),
+      })
+      .refine((h) => (h.persistentVolumeClaim === undefined) !== (h.nfs === undefined), { message: HOME_MESSAGE })
+      .meta(celRules({ rule: 'has(self.persistentVolumeClaim) != has(self.nfs)', message: HOME_MESSAGE }))
+      .optional()
+      .describe('The volume that holds the users\' NAS homes; pods that run as a user get theirs mounted at its nasMountPoint.'),
+  })
+  .describe('What pods that claim a user of this HpcCluster (label hpc.shanhe.com/cluster, annotation hpc.shanhe.com/user) get at admission.');
+
 const INSECURE_ENDPOINT_MESSAGE = 'endpoint must use https:// unless allowInsecureHttp is true';
 const SYNC_INTERVAL_MESSAGE = 'syncInterval must be between 30s and 24h';
 
@@ -156,6 +188,7 @@ export const hpcClusterSpecSchema = z
       .describe(
         'A sync that would remove more than this percentage of the currently synced users is held (Ready=False, RemovalHeld) instead of applied. Set to 100 to accept a large removal.',
       ),
+    podIdentity: podIdentitySchema.optional(),
   })
   .refine((s) => s.allowInsecureHttp || s.endpoint.startsWith('https://'), { message: INSECURE_ENDPOINT_MESSAGE })
   .meta(celRules({ rule: "self.allowInsecureHttp || self.endpoint.startsWith('https://')", message: INSECURE_ENDPOINT_MESSAGE }))
@@ -218,6 +251,11 @@ export const hpcClusterStatusSchema = z
       .describe(
         "The interval the operator syncs at when it differs from spec.syncInterval: the access key's call budget cannot serve every resource on it at its own interval, so intervals are stretched fairly.",
       ),
+    usersDigest: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional()
+      .describe('sha256 (hex) of the users.json the operator last wrote to the -users ConfigMap; admission trusts only a ConfigMap that matches it.'),
     configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
   })
   .describe('What the operator observed and wrote on the last reconcile.');

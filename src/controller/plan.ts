@@ -2,6 +2,7 @@ import { parseDuration } from '../api/duration.js';
 import { validateSpec, type HpcClusterObject, type HpcClusterSpec, type HpcClusterStatus } from '../api/hpccluster.js';
 import { describeDiff, diffUsers, isEmptyDiff, removalExceedsLimit } from '../domain/diff.js';
 import type { SyncFailure } from '../domain/failure.js';
+import { trustedUsersJson } from '../domain/trusted-users.js';
 import type { SkippedUser } from '../domain/user.js';
 import {
   CLUSTER_LABEL,
@@ -250,9 +251,10 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
   if (desired.sizeProblem !== undefined) {
     return withListing(fail(input, { reason: 'ConfigMapTooLarge', message: desired.sizeProblem, retry: { afterMs: periodic } }, skipped));
   }
-  // The last good list: users.json, or status when the ConfigMap was deleted behind our back.
+  // The last good list: the users.json we wrote, or status when the ConfigMap was deleted or altered.
+  const owner = { uid: object.metadata.uid, usersDigest: object.status?.usersDigest };
   const previousUsers =
-    parseUsersJson(configMaps.users?.usersJson) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
+    parseUsersJson(trustedUsersJson(owner, configMaps.users)) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
   const diff = diffUsers(previousUsers ?? [], users);
   if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
     const message = `the sync would remove ${diff.removed.length} of ${previousUsers.length} users, more than maxUserRemovalPercent ${spec.maxUserRemovalPercent}%; raise spec.maxUserRemovalPercent to accept it`;

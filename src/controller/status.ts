@@ -6,6 +6,8 @@ import {
 } from '../api/hpccluster.js';
 import type { SyncFailure } from '../domain/failure.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
+import { usersDigestOf } from '../domain/trusted-users.js';
+import { renderUsersJson } from '../render/configmaps.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 
@@ -73,6 +75,8 @@ export function nextStatus(
     next.userCount = outcome.users.length;
     next.users = outcome.users.slice(0, MAX_STATUS_USERS);
     next.usersTruncated = outcome.users.length > MAX_STATUS_USERS;
+    // Written after the -users ConfigMap it vouches for (see domain/trusted-users.ts).
+    next.usersDigest = usersDigestOf(renderUsersJson(outcome.users));
     next.lastSyncTime = at;
     next.lastSuccessfulSyncTime = at;
   } else if (outcome.reason === 'Suspended') {

@@ -40,9 +40,14 @@ function canonicalUser(u: HpcUser): HpcUser {
   return { username: u.username, uid: u.uid, gid: u.gid, role: u.role, nasMountPoint: u.nasMountPoint, userId: u.userId, hpcUserId: u.hpcUserId };
 }
 
+/** The exact users.json text: sorted, canonical field order, two-space indent. */
+export function renderUsersJson(users: readonly HpcUser[]): string {
+  return `${JSON.stringify(sortedUsers(users).map(canonicalUser), null, 2)}\n`;
+}
+
 export function renderUsersData(users: readonly HpcUser[]): Record<string, string> {
   const sorted = sortedUsers(users);
-  const data: Record<string, string> = { [USERS_JSON_KEY]: `${JSON.stringify(sorted.map(canonicalUser), null, 2)}\n` };
+  const data: Record<string, string> = { [USERS_JSON_KEY]: renderUsersJson(sorted) };
   for (const u of sorted) {
     data[`${u.username}.uid`] = String(u.uid);
     data[`${u.username}.gid`] = String(u.gid);

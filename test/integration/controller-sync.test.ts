@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE } from '../../src/api/hpccluster.js';
+import { usersDigestOf } from '../../src/domain/trusted-users.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import type { FaultPatch } from '../../tools/simulator/faults.js';
@@ -138,6 +139,8 @@ test('a new HpcCluster becomes Ready with both ConfigMaps exactly as SPEC shows 
     ]);
   }
   expect(JSON.parse(usersCm?.data?.['users.json'] ?? '')).toEqual(expectedUsers);
+  // status vouches for exactly the users.json written (what admission trusts)
+  expect(object.status?.usersDigest).toBe(usersDigestOf(usersCm?.data?.['users.json'] ?? ''));
   expect(usersCm?.data).toMatchObject({ 'usr-vceaHsJu.uid': '41522', 'usr-vceaHsJu.gid': '41522', 'usr-vceaHsJu.nas': '/public/shanhe/s0723', 'bob.uid': '41523', 'bob.gid': '41522' });
   expect(nssCm?.data).toEqual({
     passwd: 'bob:x:41523:41522:admin:/public/shanhe/bob:/bin/sh\nusr-vceaHsJu:x:41522:41522:member:/public/shanhe/s0723:/bin/sh\n',
