@@ -56,20 +56,23 @@ export function renderUsersData(users: readonly HpcUser[]): Record<string, strin
   return data;
 }
 
-/** `passwd` and `group` files for name resolution inside containers. */
-export function renderNssData(users: readonly HpcUser[]): Record<string, string> {
-  const sorted = sortedUsers(users);
-  const passwd = sorted.map((u) => `${u.username}:x:${u.uid}:${u.gid}:${u.role}:${u.nasMountPoint}:/bin/sh\n`).join('');
-
+/** The members of each gid's group, in the order of `users`: a user belongs to the group of its gid. */
+export function groupMembers(users: readonly HpcUser[]): Map<number, string[]> {
   const membersByGid = new Map<number, string[]>();
-  const nameByUid = new Map<number, string>();
-  for (const u of sorted) {
-    nameByUid.set(u.uid, u.username);
+  for (const u of users) {
     const members = membersByGid.get(u.gid);
     if (members === undefined) membersByGid.set(u.gid, [u.username]);
     else members.push(u.username);
   }
-  const group = [...membersByGid.entries()]
+  return membersByGid;
+}
+
+/** `passwd` and `group` files for name resolution inside containers. */
+export function renderNssData(users: readonly HpcUser[]): Record<string, string> {
+  const sorted = sortedUsers(users);
+  const passwd = sorted.map((u) => `${u.username}:x:${u.uid}:${u.gid}:${u.role}:${u.nasMountPoint}:/bin/sh\n`).join('');
+  const nameByUid = new Map(sorted.map((u) => [u.uid, u.username]));
+  const group = [...groupMembers(sorted).entries()]
     .sort(([a], [b]) => a - b)
     .map(([gid, members]) => `${nameByUid.get(gid) ?? `hpc${gid}`}:x:${gid}:${members.join(',')}\n`)
     .join('');

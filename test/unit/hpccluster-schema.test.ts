@@ -36,6 +36,13 @@ describe('validateSpec', () => {
     ['an idRange that admits root', { ...minimal, idRange: { min: 0, max: 10 } }, 'spec.idRange.min'],
     ['an unknown role filter', { ...minimal, filter: { roles: ['root'] } }, 'spec.filter.roles.0'],
     ['a removal percentage above 100', { ...minimal, maxUserRemovalPercent: 101 }, 'spec.maxUserRemovalPercent'],
+    [
+      'a home naming both a claim and NFS',
+      { ...minimal, podIdentity: { home: { persistentVolumeClaim: { claimName: 'nas' }, nfs: { server: 'nas', path: '/' } } } },
+      'spec.podIdentity.home: podIdentity.home must name exactly one of persistentVolumeClaim and nfs',
+    ],
+    ['a home naming neither', { ...minimal, podIdentity: { home: {} } }, 'podIdentity.home must name exactly one'],
+    ['a relative NFS path', { ...minimal, podIdentity: { home: { nfs: { server: 'nas', path: 'export' } } } }, 'spec.podIdentity.home.nfs.path'],
   ])('refuses %s with a message naming the field', (_name, spec, expected) => {
     const result = validateSpec(spec);
     expect(result.ok).toBe(false);

@@ -1,0 +1,133 @@
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { HpcClusterObject, HpcClusterSpec } from '../api/hpccluster.js';
+import { trustedUsersJson } from '../domain/trusted-users.js';
+import type { HpcUser } from '../domain/user.js';
+import { groupMembers, parseUsersJson, USERS_JSON_KEY } from '../render/configmaps.js';
+
+/**
+ * Who a pod may run as: the claim (HpcCluster label + user annotation) resolved against the
+ * operator's caches. Only data tenants cannot write decides the answer: the HpcCluster's
+ * status (its usersDigest and skipped rows) and a -users ConfigMap that matches that digest.
+ */
+
+export type HomeVolume = NonNullable<NonNullable<HpcClusterSpec['podIdentity']>['home']>;
+
+export interface PodIdentity {
+  cluster: string;
+  username: string;
+  uid: number;
+  gid: number;
+  /** Every gid whose group lists the user (as the -nss group file does). */
+  supplementalGroups: number[];
+  /** The user's nasMountPoint: HOME, and where the home volume is mounted. */
+  home: string;
+  /** The HpcCluster's spec.podIdentity.home, when it names one. */
+  homeVolume?: HomeVolume;
+}
+
+export type Resolution = { ok: true; identity: PodIdentity } | { ok: false; message: string; retry?: boolean };
+
+/** What resolving reads: the cached HpcCluster and its cached -users ConfigMap. */
+export interface ClaimSources {
+  hpcCluster: HpcClusterObject | undefined;
+  /** As the cache holds it (the cache replaces objects, never mutates them). */
+  usersConfigMap: V1ConfigMap | undefined;
+}
+
+interface UserIndex {
+  users: Map<string, HpcUser>;
+  groupsByUser: Map<string, number[]>;
+}
+
+function indexOf(users: readonly HpcUser[]): UserIndex {
+  const groupsByUser = new Map<string, number[]>();
+  for (const [gid, members] of groupMembers(users)) {
+    for (const member of members) groupsByUser.set(member, [...(groupsByUser.get(member) ?? []), gid]);
+  }
+  return { users: new Map(users.map((u) => [u.username, u])), groupsByUser };
+}
+
+/**
+ * Resolves claims, remembering each HpcCluster's parsed user list by the digest it was
+ * checked against, so an admission costs a map lookup, not a parse or a hash of users.json.
+ * The check itself is memoised per cached ConfigMap object: the caches replace, never mutate.
+ */
+export class IdentityResolver {
+  private readonly indexes = new Map<string, { usersDigest: string; index: UserIndex }>();
+  private readonly verified = new WeakMap<V1ConfigMap, { owner: string; usersDigest: string; usersJson: string | undefined }>();
+
+  resolve(namespace: string, clusterName: string, username: string, sources: ClaimSources): Resolution {
+    const { hpcCluster } = sources;
+    const named = `HpcCluster ${namespace}/${clusterName}`;
+    if (hpcCluster === undefined) {
+      return {
+        ok: false,
+        message: `the label hpc.shanhe.com/cluster names ${named}, which does not exist in this namespace: fix the label or create the HpcCluster`,
+      };
+    }
+    const usersDigest = hpcCluster.status?.usersDigest;
+    if (usersDigest === undefined) {
+      return { ok: false, retry: true, message: `${named} has not synced its users yet (kubectl get hpcc ${clusterName} -n ${namespace}): retry once it is Ready` };
+    }
+    const index = this.index(`${namespace}/${clusterName}`, hpcCluster, usersDigest, sources.usersConfigMap);
+    if (index === undefined) {
+      return {
+        ok: false,
+        retry: true,
+        message: `the user list of ${named} does not match what the operator wrote (ConfigMap ${clusterName}-users missing or altered; the operator repairs it): retry shortly`,
+      };
+    }
+    const user = index.users.get(username);
+    if (user === undefined) {
+      const skipped = hpcCluster.status?.skippedUsers?.find((s) => s.username === username);
+      return {
+        ok: false,
+        message:
+          skipped === undefined
+            ? `user "${username}" (annotation hpc.shanhe.com/user) is not a user of ${named}: check the name against its status.users`
+            : `user "${username}" of ${named} was skipped at the last sync: ${skipped.reason}`,
+      };
+    }
+    const homeVolume = (hpcCluster.spec as HpcClusterSpec | undefined)?.podIdentity?.home;
+    return {
+      ok: true,
+      identity: {
+        cluster: clusterName,
+        username,
+        uid: user.uid,
+        gid: user.gid,
+        supplementalGroups: index.groupsByUser.get(username) ?? [user.gid],
+        home: user.nasMountPoint,
+        ...(homeVolume === undefined ? {} : { homeVolume }),
+      },
+    };
+  }
+
+  /** Drops what is remembered of a deleted HpcCluster. */
+  forget(namespace: string, clusterName: string): void {
+    this.indexes.delete(`${namespace}/${clusterName}`);
+  }
+
+  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: V1ConfigMap | undefined): UserIndex | undefined {
+    const usersJson = cm === undefined ? undefined : this.trusted(hpcCluster, usersDigest, cm);
+    if (usersJson === undefined) return undefined;
+    const known = this.indexes.get(key);
+    if (known?.usersDigest === usersDigest) return known.index;
+    const users = parseUsersJson(usersJson);
+    if (users === undefined) return undefined;
+    const index = indexOf(users);
+    this.indexes.set(key, { usersDigest, index });
+    return index;
+  }
+
+  /** The ConfigMap's users.json when trusted (see domain/trusted-users.ts), else undefined. */
+  private trusted(hpcCluster: HpcClusterObject, usersDigest: string, cm: V1ConfigMap): string | undefined {
+    const owner = hpcCluster.metadata.uid ?? '';
+    const memo = this.verified.get(cm);
+    if (memo?.owner === owner && memo.usersDigest === usersDigest) return memo.usersJson;
+    const view = { ownerReferences: cm.metadata?.ownerReferences ?? [], usersJson: cm.data?.[USERS_JSON_KEY] };
+    const usersJson = trustedUsersJson({ uid: owner, usersDigest }, view);
+    this.verified.set(cm, { owner, usersDigest, usersJson });
+    return usersJson;
+  }
+}

@@ -1,0 +1,67 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { describe, expect, it } from '@jest/globals';
+import { caOverlapMs, renewCertificates, type CertificateMaterial, type CertificatePolicy } from '../../../src/webhook/certificates.js';
+
+const HOUR = 3_600_000;
+const policy: CertificatePolicy = { hosts: ['hpc-user-operator-webhook.ops.svc', '127.0.0.1'], validityMs: 6 * HOUR };
+const t0 = new Date('2026-01-01T00:00:00Z');
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+const bundleOf = (material: CertificateMaterial): X509Certificate[] =>
+  (material['ca.crt'].match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+
+/** What the apiserver does: the serving certificate chains to a CA of the bundle and is valid now. */
+function verifies(material: CertificateMaterial, bundle: X509Certificate[], now: Date): boolean {
+  const serving = new X509Certificate(material['tls.crt']);
+  const inTime = Date.parse(serving.validFrom) <= now.getTime() && now.getTime() < Date.parse(serving.validTo);
+  return inTime && bundle.some((ca) => serving.checkIssued(ca) && serving.verify(ca.publicKey) && now.getTime() < Date.parse(ca.validTo));
+}
+
+describe('renewCertificates', () => {
+  it('creates a CA and a serving certificate for the hosts, and then leaves them alone', async () => {
+    const first = await renewCertificates(undefined, policy, t0);
+    if (first === undefined) throw new Error('nothing created');
+    const serving = new X509Certificate(first['tls.crt']);
+    expect(serving.subjectAltName).toBe('DNS:hpc-user-operator-webhook.ops.svc, IP Address:127.0.0.1');
+    expect(serving.checkPrivateKey(createPrivateKey(first['tls.key']))).toBe(true);
+    expect(bundleOf(first)).toHaveLength(1);
+    expect(bundleOf(first)[0]?.ca).toBe(true);
+    expect(verifies(first, bundleOf(first), t0)).toBe(true);
+    expect(await renewCertificates(first, policy, at(HOUR))).toBeUndefined();
+  });
+
+  it('replaces unreadable material whole, and reissues for new hosts', async () => {
+    const broken = await renewCertificates({ 'ca.crt': 'junk', 'tls.crt': 'junk' }, policy, t0);
+    expect(broken).toBeDefined();
+    const moved = await renewCertificates(broken, { ...policy, hosts: ['other.ops.svc'] }, at(1000));
+    expect(new X509Certificate(moved?.['tls.crt'] ?? '').subjectAltName).toBe('DNS:other.ops.svc');
+    expect(moved?.['ca.crt']).toBe(broken?.['ca.crt']);
+  });
+
+  it('over several CA lifetimes, every certificate served verifies against the bundle before and after each renewal', async () => {
+    let material = await renewCertificates(undefined, policy, t0);
+    if (material === undefined) throw new Error('nothing created');
+    const step = caOverlapMs(policy);
+    let servingRenewals = 0;
+    let caRenewals = 0;
+    let largestBundle = 1;
+    for (let now = step; now < 56 * HOUR; now += step) {
+      const next = await renewCertificates(material, policy, at(now));
+      if (next === undefined) {
+        expect(verifies(material, bundleOf(material), at(now))).toBe(true);
+        continue;
+      }
+      // Replicas and the apiserver pick up the change at different times: old and new must mix.
+      expect(verifies(next, bundleOf(material), at(now))).toBe(true);
+      expect(verifies(material, bundleOf(next), at(now))).toBe(true);
+      if (next['tls.crt'] !== material['tls.crt']) servingRenewals += 1;
+      if (next['ca.key'] !== material['ca.key']) caRenewals += 1;
+      largestBundle = Math.max(largestBundle, bundleOf(next).length);
+      material = next;
+    }
+    expect(caRenewals).toBeGreaterThanOrEqual(2);
+    expect(servingRenewals).toBeGreaterThan(caRenewals);
+    expect(largestBundle).toBe(2);
+    // Key generation and signing at every renewal: CPU work that a loaded machine slows down.
+  }, 60_000);
+});
