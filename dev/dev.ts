@@ -47,7 +47,7 @@ const readyTimeoutMs = 60_000;
 export interface DevState {
   pid: number;
   /** Each process's guard (tools/controlplane/guard.sh): a guard exits only after its process. */
-  guardPids: Record<'kube-apiserver' | 'etcd' | 'simulator' | 'operator', number | undefined>;
+  guardPids: Record<'kube-apiserver' | 'etcd' | 'kube-controller-manager' | 'simulator' | 'operator', number | undefined>;
 }
 
 interface DevProcess {

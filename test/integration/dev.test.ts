@@ -88,7 +88,8 @@ test('npm run dev syncs the sample, shows a user added with the printed curl com
   expect(state.pid).toBe(dev.pid);
   const guards = Object.values(state.guardPids).map(Number);
   const processes = [dev.pid, ...guards, ...guards.map((guard) => guardedPid(guard) ?? 0)];
-  expect(guards).toHaveLength(4);
+  // etcd, kube-apiserver, kube-controller-manager, the simulator and the operator
+  expect(guards).toHaveLength(5);
   for (const pid of processes) expect(isRunning(pid)).toBe(true);
 
   // A second session with the same directory refuses to start instead of wiping the first.

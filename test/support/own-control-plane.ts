@@ -2,7 +2,7 @@
 // doing that to the shared one would break the tests running beside them.
 import { afterAll, beforeAll } from '@jest/globals';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadKubeConfig, startControlPlane, type ControlPlane } from '../../tools/controlplane/controlplane.js';
+import { loadKubeConfig, startControlPlane, type ControlPlane, type StartControlPlaneOptions } from '../../tools/controlplane/controlplane.js';
 
 export interface OwnControlPlane {
   /** Set once beforeAll has run. */
@@ -10,11 +10,14 @@ export interface OwnControlPlane {
   kubeConfig: KubeConfig;
 }
 
-/** Starts a control plane before the file's (or describe block's) tests and stops it after. */
-export function useOwnControlPlane(): OwnControlPlane {
+/**
+ * Starts a control plane before the file's (or describe block's) tests and stops it after; also
+ * for tests that need kube-controller-manager or install cluster-wide admission policies.
+ */
+export function useOwnControlPlane(options: Pick<StartControlPlaneOptions, 'controllerManager'> = {}): OwnControlPlane {
   const own = {} as OwnControlPlane;
   beforeAll(async () => {
-    own.controlPlane = await startControlPlane();
+    own.controlPlane = await startControlPlane(options);
     own.kubeConfig = loadKubeConfig(own.controlPlane.kubeconfigPath);
   });
   afterAll(async () => {

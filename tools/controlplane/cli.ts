@@ -29,7 +29,7 @@ async function up(): Promise<void> {
   await ensureControlPlaneBinaries(paths.buildLog);
   if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that was running');
   const started = Date.now();
-  const controlPlane = await startControlPlane({ dir: paths.controlPlane, detached: true });
+  const controlPlane = await startControlPlane({ dir: paths.controlPlane, detached: true, controllerManager: true });
   copyFileSync(controlPlane.kubeconfigPath, paths.kubeconfig);
   linkKubectl(paths);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);

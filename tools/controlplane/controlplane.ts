@@ -39,7 +39,15 @@ export interface StartControlPlaneOptions {
    * signal to this process stops them at once.
    */
   callerStopsOnSignal?: boolean;
+  /**
+   * Also run kube-controller-manager with the controllers tests need (garbage collection,
+   * Jobs, Deployments and their ReplicaSets), acting as the admin. Default: false.
+   */
+  controllerManager?: boolean;
 }
+
+/** The controllers started with `controllerManager: true`. */
+export const CONTROLLERS = ['garbage-collector-controller', 'job-controller', 'deployment-controller', 'replicaset-controller'];
 
 export interface ControlPlane {
   /** The kube-apiserver URL, https://127.0.0.1:<port>. */
@@ -53,8 +61,8 @@ export interface ControlPlane {
   /** Starts the kube-apiserver again on the same port and waits for /readyz. */
   startApiServer(): Promise<void>;
   restartApiServer(): Promise<void>;
-  /** Pids of the guards running kube-apiserver and etcd; a guard exits only after its process. */
-  guardPids(): { 'kube-apiserver': number | undefined; etcd: number | undefined };
+  /** Pids of the guards running the processes; a guard exits only after its process. */
+  guardPids(): { 'kube-apiserver': number | undefined; etcd: number | undefined; 'kube-controller-manager': number | undefined };
   /** Stops both processes (and removes the directory if it was a temporary one). */
   stop(): Promise<void>;
 }
@@ -179,7 +187,7 @@ class GuardedProcess {
   }
 }
 
-/** What `stopDetachedControlPlane` needs: the guards' pids, kube-apiserver's first. */
+/** What `stopDetachedControlPlane` needs: the guards' pids in stopping order (etcd last). */
 interface DetachedState {
   guardPids: number[];
 }
@@ -191,14 +199,12 @@ function httpOk(url: string): Promise<boolean> {
   );
 }
 
-function httpsOk(url: string, pki: ControlPlanePki): Promise<boolean> {
+/** GET `url` answers 200; with `pki` as the admin, verified; without, unverified and anonymous. */
+function httpsOk(url: string, pki: ControlPlanePki | undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(url, {
-      ca: readFileSync(pki.caCert),
-      cert: readFileSync(pki.adminCert),
-      key: readFileSync(pki.adminKey),
-      timeout: 2_000,
-    });
+    const credentials =
+      pki === undefined ? { rejectUnauthorized: false } : { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
+    const req = request(url, { ...credentials, timeout: 2_000 });
     req.once('response', (response) => {
       response.resume();
       resolve(response.statusCode === 200);
@@ -355,8 +361,38 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   writeKubeconfig(kubeconfigPath, server, pki);
 
   let apiServerProcess = apiServer.process;
+  let controllerManager: GuardedProcess | undefined;
+  if (options.controllerManager === true) {
+    try {
+      const kcmDir = join(dir, 'kube-controller-manager');
+      mkdirSync(kcmDir, { recursive: true });
+      controllerManager = (
+        await startWithFreePorts(
+          'kube-controller-manager',
+          1,
+          ([port]) => [
+            `--kubeconfig=${kubeconfigPath}`,
+            `--authentication-kubeconfig=${kubeconfigPath}`,
+            `--authorization-kubeconfig=${kubeconfigPath}`,
+            '--bind-address=127.0.0.1',
+            `--secure-port=${String(port)}`,
+            `--cert-dir=${kcmDir}`,
+            `--controllers=${CONTROLLERS.join(',')}`,
+            '--leader-elect=false',
+            '--use-service-account-credentials=false',
+          ],
+          // /healthz is open to anonymous requests; the serving certificate is self-signed.
+          ([port]) => () => httpsOk(`https://127.0.0.1:${String(port)}/healthz`, undefined),
+        )
+      ).process;
+    } catch (error) {
+      await apiServerProcess.stop();
+      await etcd.process.stop();
+      throw error;
+    }
+  }
   if (detached) {
-    const state: DetachedState = { guardPids: [apiServerProcess.pid ?? 0, etcd.process.pid ?? 0] };
+    const state: DetachedState = { guardPids: [...(controllerManager?.pid === undefined ? [] : [controllerManager.pid]), apiServerProcess.pid ?? 0, etcd.process.pid ?? 0] };
     writeFileSync(join(dir, stateFileName), JSON.stringify(state, null, 2));
   }
 
@@ -378,8 +414,9 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
       await stopApiServer();
       await startApiServer();
     },
-    guardPids: () => ({ 'kube-apiserver': apiServerProcess.pid, etcd: etcd.process.pid }),
+    guardPids: () => ({ 'kube-apiserver': apiServerProcess.pid, etcd: etcd.process.pid, 'kube-controller-manager': controllerManager?.pid }),
     async stop() {
+      await controllerManager?.stop();
       await apiServerProcess.stop();
       await etcd.process.stop();
       if (temporary) rmSync(dir, { recursive: true, force: true });
@@ -407,7 +444,7 @@ export async function stopDetachedControlPlane(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-  // In order, kube-apiserver before etcd: an apiserver that loses etcd first stalls its
+  // In order, etcd last: an apiserver that loses etcd first stalls its
   // shutdown until the guard's SIGKILL.
   const running = state.guardPids.filter(isGuard);
   for (const pid of running) {
