@@ -40,7 +40,7 @@ export function parseListenAddress(address: string): { host: string | undefined;
   return { host: host === '' ? undefined : host, port };
 }
 
-function formatAddress(address: AddressInfo): string {
+export function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${String(address.port)}` : `${address.address}:${String(address.port)}`;
 }
 

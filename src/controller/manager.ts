@@ -15,6 +15,8 @@ import type { OperatorMetrics } from './metrics.js';
 import { objectKey } from './object-key.js';
 import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
+import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
+import { PodIdentityWebhook } from '../webhook/webhook.js';
 import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets, startupDelayMs } from './triggers.js';
 
 export interface ManagerOptions {
@@ -34,6 +36,8 @@ export interface ManagerOptions {
   drainTimeoutMs: number;
   /** /healthz fails once a cache has had no open watch for this long. Default 3 min. */
   unwatchedLimitMs?: number;
+  /** Serve the pod identity webhook from this replica's caches (every replica, leader or not). */
+  webhook?: { addr: string; certificates: CertificateKeeper };
 }
 
 /** A cache with no open watch for this long fails /healthz (informers back off up to 30 s between attempts). */
@@ -48,6 +52,7 @@ export class Manager {
   private readonly controller: Controller<HpcClusterObject>;
   private readonly configMaps: ScopedInformers<V1ConfigMap, CachedConfigMap>;
   private readonly reconciler: HpcClusterReconciler;
+  private readonly webhook: PodIdentityWebhook | undefined;
   private server: OperationalServer | undefined;
   /** Settles with the process exit code: 0 after stop(), 1 when leadership was lost. */
   readonly done: Promise<number>;
@@ -116,11 +121,18 @@ export class Manager {
     })
       .owns(this.configMaps, configMapDrifted)
       .watches(secrets, referencedSecrets);
+    this.webhook =
+      options.webhook === undefined
+        ? undefined
+        : new PodIdentityWebhook({ ...options.webhook, hpcClusters, configMaps: this.configMaps, cachesSynced: () => this.controller.isReady(), metrics, logger });
     hpcClusters.on('delete', (object) => {
       const key = objectKey(object);
-      if (key !== undefined) metrics.forget(key.namespace, key.name);
+      if (key === undefined) return;
+      metrics.forget(key.namespace, key.name);
+      this.webhook?.forget(key.namespace, key.name);
     });
     this.done = this.controller.done.then(async (exitCode) => {
+      await this.webhook?.stop();
       await this.server?.close();
       options.userSource.close();
       return exitCode;
@@ -134,9 +146,11 @@ export class Manager {
       ...(this.options.metricsAddr === undefined ? {} : { metricsAddr: this.options.metricsAddr }),
       ...(this.options.healthAddr === undefined ? {} : { healthAddr: this.options.healthAddr }),
       registry: metrics.registry,
-      isReady: () => this.controller.isReady(),
+      isReady: () => this.controller.isReady() && (this.webhook?.isReady() ?? true),
       healthProblems: () => this.controller.healthProblems(),
     });
+    // The webhook starts beside the caches: until they are synced it answers "not ready, retry".
+    const webhookStarted = this.webhook?.start();
     await this.controller.start((key, signal) => this.reconciler.reconcile(key, signal), {
       startupDelayMs: (object) => {
         const { namespace = '', name = '' } = object.metadata;
@@ -145,6 +159,7 @@ export class Manager {
       },
     });
     logger.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces, identity: this.options.identity }, 'caches synced');
+    await webhookStarted;
   }
 
   /** SIGTERM: stop taking work, finish what is in flight (bounded), release the lease. */
@@ -154,7 +169,7 @@ export class Manager {
   }
 
   /** The bound addresses of /metrics and the health endpoints. */
-  addresses(): { metrics: string | undefined; health: string | undefined } {
-    return { metrics: this.server?.metricsAddress, health: this.server?.healthAddress };
+  addresses(): { metrics: string | undefined; health: string | undefined; webhook: string | undefined } {
+    return { metrics: this.server?.metricsAddress, health: this.server?.healthAddress, webhook: this.webhook?.address };
   }
 }

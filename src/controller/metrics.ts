@@ -21,6 +21,8 @@ function retCodeLabel(outcome: ProviderRequestOutcome): string {
   return outcome.failure;
 }
 
+export type AdmissionResult = 'allowed' | 'refused' | 'retry' | 'error';
+
 export class OperatorMetrics {
   readonly registry = new Registry();
 
@@ -112,6 +114,20 @@ export class OperatorMetrics {
     });
   });
 
+  private readonly admissions = new Counter({
+    name: `${prefix}webhook_admissions_total`,
+    help: 'Admission requests the pod identity webhook answered, by result: allowed, refused, retry (not ready or not verifiable yet) or error (not an AdmissionReview).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly admissionDuration = new Histogram({
+    name: `${prefix}webhook_admission_duration_seconds`,
+    help: 'Time the webhook took to answer one admission request, from the request body read to the answer written.',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.leader.set(0);
@@ -145,6 +161,11 @@ export class OperatorMetrics {
   /** Exposes the access keys' budgets: `reports` is read at every scrape. */
   watchKeyBudgets(reports: () => KeyReport[]): void {
     this.keyReports = reports;
+  }
+
+  observeAdmission(result: AdmissionResult, durationSeconds: number): void {
+    this.admissions.inc({ result });
+    this.admissionDuration.observe(durationSeconds);
   }
 
   countWatchRestart(resource: string): void {

@@ -1,8 +1,8 @@
-import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { HpcClusterObject, HpcClusterSpec } from '../api/hpccluster.js';
 import { trustedUsersJson } from '../domain/trusted-users.js';
 import type { HpcUser } from '../domain/user.js';
-import { groupMembers, parseUsersJson, USERS_JSON_KEY } from '../render/configmaps.js';
+import { groupMembers, parseUsersJson } from '../render/configmaps.js';
+import type { CachedConfigMap } from '../controller/cached-objects.js';
 
 /**
  * Who a pod may run as: the claim (HpcCluster label + user annotation) resolved against the
@@ -31,7 +31,7 @@ export type Resolution = { ok: true; identity: PodIdentity } | { ok: false; mess
 export interface ClaimSources {
   hpcCluster: HpcClusterObject | undefined;
   /** As the cache holds it (the cache replaces objects, never mutates them). */
-  usersConfigMap: V1ConfigMap | undefined;
+  usersConfigMap: CachedConfigMap | undefined;
 }
 
 interface UserIndex {
@@ -54,7 +54,7 @@ function indexOf(users: readonly HpcUser[]): UserIndex {
  */
 export class IdentityResolver {
   private readonly indexes = new Map<string, { usersDigest: string; index: UserIndex }>();
-  private readonly verified = new WeakMap<V1ConfigMap, { owner: string; usersDigest: string; usersJson: string | undefined }>();
+  private readonly verified = new WeakMap<CachedConfigMap, { owner: string; usersDigest: string; usersJson: string | undefined }>();
 
   resolve(namespace: string, clusterName: string, username: string, sources: ClaimSources): Resolution {
     const { hpcCluster } = sources;
@@ -108,7 +108,7 @@ export class IdentityResolver {
     this.indexes.delete(`${namespace}/${clusterName}`);
   }
 
-  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: V1ConfigMap | undefined): UserIndex | undefined {
+  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap | undefined): UserIndex | undefined {
     const usersJson = cm === undefined ? undefined : this.trusted(hpcCluster, usersDigest, cm);
     if (usersJson === undefined) return undefined;
     const known = this.indexes.get(key);
@@ -121,12 +121,11 @@ export class IdentityResolver {
   }
 
   /** The ConfigMap's users.json when trusted (see domain/trusted-users.ts), else undefined. */
-  private trusted(hpcCluster: HpcClusterObject, usersDigest: string, cm: V1ConfigMap): string | undefined {
+  private trusted(hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap): string | undefined {
     const owner = hpcCluster.metadata.uid ?? '';
     const memo = this.verified.get(cm);
     if (memo?.owner === owner && memo.usersDigest === usersDigest) return memo.usersJson;
-    const view = { ownerReferences: cm.metadata?.ownerReferences ?? [], usersJson: cm.data?.[USERS_JSON_KEY] };
-    const usersJson = trustedUsersJson({ uid: owner, usersDigest }, view);
+    const usersJson = trustedUsersJson({ uid: owner, usersDigest }, { ownerReferences: cm.metadata.ownerReferences, usersJson: cm.usersJson });
     this.verified.set(cm, { owner, usersDigest, usersJson });
     return usersJson;
   }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseDuration } from '../../api/duration.js';
-import { Manager } from '../../controller/manager.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Manager, type ManagerOptions } from '../../controller/manager.js';
 import { OperatorMetrics } from '../../controller/metrics.js';
 import { DEFAULT_SYNC_LIMITS } from '../../provider/client.js';
 import { EndpointAllowList, PROVIDER_ENDPOINTS } from '../../provider/endpoint-policy.js';
@@ -10,6 +12,7 @@ import { rateLimitOf, RateLimiterRegistry, type RateLimit } from '../../provider
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
 import { loadKubeConfig } from '../../runtime/kubeconfig.js';
+import { CertificateKeeper } from '../../webhook/certificate-keeper.js';
 import { integerFlag, optionalString, UsageError, type Command, type FlagValues } from '../command.js';
 
 const DEFAULTS = {
@@ -21,9 +24,46 @@ const DEFAULTS = {
   providerTimeout: '10s',
   providerRateLimit: '2000/1h',
   syncTimeout: '5m',
+  webhookSecret: 'hpc-user-operator-webhook-tls',
+  webhookConfiguration: 'hpc-user-operator',
+  webhookService: 'hpc-user-operator-webhook',
+  webhookCertValidity: '2160h',
+  webhookCertCheckInterval: '1m',
 };
 /** No flag's duration needs more; it also keeps every timer far inside what Node can hold. */
 const MAX_FLAG_DURATION = '24h';
+
+const WEBHOOK_CERT_MODES = ['managed', 'secret'] as const;
+
+/** The webhook flags as the Manager takes them, or undefined when --webhook-addr is not given. */
+function webhookFlags(values: FlagValues, kubeConfig: KubeConfig, logger: Logger): ManagerOptions['webhook'] {
+  const addr = optionalString(values, 'webhook-addr');
+  if (addr === undefined || addr === '0') return undefined;
+  const mode = optionalString(values, 'webhook-certs') ?? 'managed';
+  if (!(WEBHOOK_CERT_MODES as readonly string[]).includes(mode)) throw new UsageError(`--webhook-certs must be one of ${WEBHOOK_CERT_MODES.join(', ')}`);
+  const namespace = optionalString(values, 'webhook-namespace') ?? process.env.POD_NAMESPACE ?? 'default';
+  const service = optionalString(values, 'webhook-service') ?? DEFAULTS.webhookService;
+  const hosts = (optionalString(values, 'webhook-cert-hosts') ?? `${service},${service}.${namespace},${service}.${namespace}.svc,${service}.${namespace}.svc.cluster.local`)
+    .split(',')
+    .map((host) => host.trim())
+    .filter((host) => host !== '');
+  const certificates = new CertificateKeeper({
+    kubeConfig,
+    namespace,
+    secretName: optionalString(values, 'webhook-secret') ?? DEFAULTS.webhookSecret,
+    checkIntervalMs: durationFlag(values, 'webhook-cert-check-interval', DEFAULTS.webhookCertCheckInterval),
+    logger,
+    ...(mode === 'managed'
+      ? {
+          managed: {
+            policy: { hosts, validityMs: durationFlag(values, 'webhook-cert-validity', DEFAULTS.webhookCertValidity, '87600h') },
+            webhookConfigurationName: optionalString(values, 'webhook-configuration') ?? DEFAULTS.webhookConfiguration,
+          },
+        }
+      : {}),
+  });
+  return { addr, certificates };
+}
 
 /** `2000/1h`: calls per duration. */
 function rateLimitFlag(values: FlagValues): RateLimit {
@@ -37,11 +77,12 @@ function rateLimitFlag(values: FlagValues): RateLimit {
   return rateLimitOf(calls, intervalMs);
 }
 
-function durationFlag(values: FlagValues, name: string, fallback: string): number {
+/** `max` defaults to MAX_FLAG_DURATION; a duration no timer waits for (a certificate's life) may be longer. */
+function durationFlag(values: FlagValues, name: string, fallback: string, max = MAX_FLAG_DURATION): number {
   const text = optionalString(values, name) ?? fallback;
   const ms = parseDuration(text);
-  if (ms === undefined || ms > (parseDuration(MAX_FLAG_DURATION) ?? 0)) {
-    throw new UsageError(`--${name} must be a duration like 30s or 2m, at most ${MAX_FLAG_DURATION}, got "${text}"`);
+  if (ms === undefined || ms > (parseDuration(max) ?? 0)) {
+    throw new UsageError(`--${name} must be a duration like 30s or 2m, at most ${max}, got "${text}"`);
   }
   return ms;
 }
@@ -87,6 +128,19 @@ Flags:
                                      development and tests, never in production
   --sync-timeout DURATION            deadline of one listing, every page and retry (default ${DEFAULTS.syncTimeout})
   --max-users-per-sync N             a listing reporting more users fails with SyncLimitExceeded (default ${DEFAULT_SYNC_LIMITS.maxRows})
+
+Pod identity webhook (off unless --webhook-addr is given; every replica serves it):
+  --webhook-addr HOST:PORT           serve the mutating webhook over HTTPS here (path /mutate-pods)
+  --webhook-certs MODE               managed (default): issue and renew a CA and serving certificate in
+                                     the Secret and keep the configuration's caBundle current;
+                                     secret: serve what the Secret holds (cert-manager), only re-read it
+  --webhook-secret NAME              the TLS Secret (default ${DEFAULTS.webhookSecret})
+  --webhook-namespace NS             its namespace (default: POD_NAMESPACE, else default)
+  --webhook-configuration NAME       MutatingWebhookConfiguration whose caBundle to keep (default ${DEFAULTS.webhookConfiguration})
+  --webhook-service NAME             Service in front of the webhook; the certificate is for its DNS names (default ${DEFAULTS.webhookService})
+  --webhook-cert-hosts H[,H...]      DNS names or IPs of the certificate instead of the Service's
+  --webhook-cert-validity DURATION   life of a serving certificate (at most 87600h); the CA lives 4 times as long (default ${DEFAULTS.webhookCertValidity})
+  --webhook-cert-check-interval DURATION  how often the Secret is re-read and renewal considered (default ${DEFAULTS.webhookCertCheckInterval})
 Durations are at most ${MAX_FLAG_DURATION}.`,
   options: {
     kubeconfig: { type: 'string' },
@@ -106,6 +160,15 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     'allow-loopback-endpoints': { type: 'boolean' },
     'sync-timeout': { type: 'string' },
     'max-users-per-sync': { type: 'string' },
+    'webhook-addr': { type: 'string' },
+    'webhook-certs': { type: 'string' },
+    'webhook-secret': { type: 'string' },
+    'webhook-namespace': { type: 'string' },
+    'webhook-configuration': { type: 'string' },
+    'webhook-service': { type: 'string' },
+    'webhook-cert-hosts': { type: 'string' },
+    'webhook-cert-validity': { type: 'string' },
+    'webhook-cert-check-interval': { type: 'string' },
   },
   async run(values, positionals) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -142,6 +205,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
       ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     });
+    const webhook = webhookFlags(values, kubeConfig, logger);
     const metricsAddr = address('metrics-addr', DEFAULTS.metricsAddr);
     const healthAddr = address('health-addr', DEFAULTS.healthAddr);
     const manager = new Manager({
@@ -163,6 +227,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
         : {}),
       ...(metricsAddr === undefined ? {} : { metricsAddr }),
       ...(healthAddr === undefined ? {} : { healthAddr }),
+      ...(webhook === undefined ? {} : { webhook }),
     });
 
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -174,7 +239,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     try {
       await manager.start();
       const addresses = manager.addresses();
-      logger.info({ identity, metrics: addresses.metrics, health: addresses.health }, 'started');
+      logger.info({ identity, metrics: addresses.metrics, health: addresses.health, webhook: addresses.webhook }, 'started');
       const exitCode = await manager.done;
       logger.info({ exitCode }, 'stopped');
       return exitCode;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import type { V1ConfigMap, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import { cachedConfigMap, type CachedConfigMap } from '../../../src/controller/cached-objects.js';
 import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
 import { nextStatus } from '../../../src/controller/status.js';
 import type { HpcUser } from '../../../src/domain/user.js';
@@ -23,19 +24,20 @@ function hpcCluster(name: string, users: HpcUser[] | undefined, spec: Record<str
   };
 }
 
-function usersConfigMap(object: HpcClusterObject, users: HpcUser[]): V1ConfigMap {
+/** The -users ConfigMap the operator writes, as the cache holds it. */
+function usersConfigMap(object: HpcClusterObject, users: HpcUser[]): CachedConfigMap {
   const [rendered] = renderConfigMaps(object.metadata.name ?? '', users);
   if (rendered === undefined) throw new Error('no users ConfigMap rendered');
-  return configMapManifest({ name: object.metadata.name ?? '', namespace: 'research', uid: object.metadata.uid ?? '' }, rendered);
+  return cachedConfigMap(configMapManifest({ name: object.metadata.name ?? '', namespace: 'research', uid: object.metadata.uid ?? '' }, rendered));
 }
 
 /** The caches of one namespace, "research": HpcClusters and ConfigMaps by name. */
-function caches(clusters: HpcClusterObject[], configMaps: V1ConfigMap[]) {
+function caches(clusters: HpcClusterObject[], configMaps: CachedConfigMap[]) {
   const resolver = new IdentityResolver();
   return (namespace: string, cluster: string, username: string) =>
     resolver.resolve(namespace, cluster, username, {
       hpcCluster: namespace === 'research' ? clusters.find((c) => c.metadata.name === cluster) : undefined,
-      usersConfigMap: namespace === 'research' ? configMaps.find((cm) => cm.metadata?.name === `${cluster}-users`) : undefined,
+      usersConfigMap: namespace === 'research' ? configMaps.find((cm) => cm.metadata.name === `${cluster}-users`) : undefined,
     });
 }
 
@@ -253,14 +255,14 @@ describe('what tenants can write changes nothing', () => {
 
   it('a look-alike with the exact text but not controlled by the HpcCluster is not believed', () => {
     const forged = usersConfigMap(chemLab, [ann, ben]);
-    forged.metadata = { ...forged.metadata, ownerReferences: [] };
+    forged.metadata.ownerReferences = [];
     expect(refusal(pod(), caches([chemLab], [forged])).code).toBe(503);
   });
 
   it('after a sync without the user, the old users.json no longer counts and the new one refuses', () => {
     const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
     const resolver = new IdentityResolver();
-    const resolve = (cm: V1ConfigMap) => (namespace: string, cluster: string, username: string) =>
+    const resolve = (cm: CachedConfigMap) => (namespace: string, cluster: string, username: string) =>
       resolver.resolve(namespace, cluster, username, { hpcCluster: later, usersConfigMap: cm });
     expect(refusal(pod(), resolve(usersConfigMap(chemLab, [ann, ben]))).code).toBe(503);
     expect(refusal(pod(), resolve(usersConfigMap(later, [ben]))).message).toContain('user "ann" (annotation hpc.shanhe.com/user) is not a user');
