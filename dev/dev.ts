@@ -215,7 +215,7 @@ async function main(): Promise<number> {
     await ensureControlPlaneBinaries(paths.buildLog);
     if (signal !== undefined) return 0;
     if (await stopDetachedControlPlane(paths.controlPlane)) console.log('stopped the control plane that npm run cluster:up left running');
-    controlPlane = await startControlPlane({ dir: paths.controlPlane, callerStopsOnSignal: true });
+    controlPlane = await startControlPlane({ dir: paths.controlPlane, callerStopsOnSignal: true, controllerManager: true });
     copyFileSync(controlPlane.kubeconfigPath, paths.kubeconfig);
     linkKubectl(paths);
     console.log(`control plane ready at ${controlPlane.server} (logs: ${paths.controlPlane}/*.log)`);

@@ -36,6 +36,10 @@ export function generatedManifests(): Manifest[] {
     // under; the chart's templates read the rules from these copies.
     { path: `${CHART}/files/rbac/clusterrole.yaml`, content: copyOf('deploy/rbac/clusterrole.yaml') },
     { path: `${CHART}/files/rbac/leader-election-role.yaml`, content: copyOf('deploy/rbac/leader-election-role.yaml') },
+    { path: `${CHART}/files/rbac/webhook-role.yaml`, content: copyOf('deploy/rbac/webhook-role.yaml') },
+    { path: `${CHART}/files/rbac/webhook-clusterrole.yaml`, content: copyOf('deploy/rbac/webhook-clusterrole.yaml') },
+    // The admission policies; the chart names its release's ServiceAccount in them.
+    { path: `${CHART}/files/webhook/admission-policies.yaml`, content: copyOf('deploy/webhook/admission-policies.yaml') },
     // The Argo CD health check, embedded in the argocd-cm patch that installs it.
     { path: 'deploy/argocd/argocd-cm-patch.yaml', content: renderCmPatch(readHealthScript()) },
   ];

@@ -52,6 +52,8 @@ const only = <T extends Manifest = Manifest>(manifests: Manifest[], kind: string
   if (matching.length !== 1) throw new Error(`expected one ${kind}, found ${matching.length}`);
   return matching[0] as T;
 };
+/** The one manifest of `kind` named `name`. */
+const named = <T extends Manifest = Manifest>(manifests: Manifest[], kind: string, name: string): T => only<T>(manifests.filter((m) => m.metadata.name === name), kind);
 const kindsAndNames = (manifests: Manifest[]): string[] => manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort();
 const rulesOf = (manifest: Manifest): unknown => (manifest as Manifest & { rules: unknown }).rules;
 const containerOf = (deployment: Deployment): Container => {
@@ -113,17 +115,37 @@ describe('kubectl kustomize deploy', () => {
   it('renders the default install, which the API server admits', async () => {
     expect(kindsAndNames(kustomized)).toEqual([
       'ClusterRole/hpc-user-operator',
+      'ClusterRole/hpc-user-operator-webhook',
       'ClusterRoleBinding/hpc-user-operator',
+      'ClusterRoleBinding/hpc-user-operator-webhook',
       'CustomResourceDefinition/hpcclusters.hpc.shanhe.com',
       'Deployment/hpc-user-operator',
+      'MutatingWebhookConfiguration/hpc-user-operator',
       'Namespace/hpc-user-operator-system',
       'PodDisruptionBudget/hpc-user-operator',
       'Role/hpc-user-operator-leader-election',
+      'Role/hpc-user-operator-webhook',
       'RoleBinding/hpc-user-operator-leader-election',
+      'RoleBinding/hpc-user-operator-webhook',
       'Service/hpc-user-operator-metrics',
+      'Service/hpc-user-operator-webhook',
       'ServiceAccount/hpc-user-operator',
+      'ValidatingAdmissionPolicy/hpc-user-operator-hpccluster-status',
+      'ValidatingAdmissionPolicy/hpc-user-operator-managed-configmaps',
+      'ValidatingAdmissionPolicy/hpc-user-operator-pod-identity',
+      'ValidatingAdmissionPolicyBinding/hpc-user-operator-hpccluster-status',
+      'ValidatingAdmissionPolicyBinding/hpc-user-operator-managed-configmaps',
+      'ValidatingAdmissionPolicyBinding/hpc-user-operator-pod-identity',
     ]);
-    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'];
+    const clusterScoped = [
+      'Namespace',
+      'CustomResourceDefinition',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'MutatingWebhookConfiguration',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ];
     for (const manifest of kustomized.filter((m) => !clusterScoped.includes(m.kind))) expect(manifest.metadata.namespace).toBe(INSTALL_NAMESPACE);
     expectAllAdmitted(await serverSideDryRun(kustomizeOutput), kustomized);
   });
@@ -134,7 +156,7 @@ describe('kubectl kustomize deploy', () => {
     expect(deployment.spec.replicas).toBe(2);
     expect(container.image).toBe(IMAGE);
     expect(container.args).toEqual(
-      expect.arrayContaining(['run', '--leader-elect', '--metrics-addr=:8080', '--health-addr=:8081', `--allowed-endpoints=${PROVIDER_ENDPOINTS.join(',')}`]),
+      expect.arrayContaining(['run', '--leader-elect', '--metrics-addr=:8080', '--health-addr=:8081', `--allowed-endpoints=${PROVIDER_ENDPOINTS.join(',')}`, '--webhook-addr=:9443', '--webhook-certs=managed']),
     );
     expect(container.env).toEqual([
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
@@ -148,17 +170,50 @@ describe('kubectl kustomize deploy', () => {
     expect(container.ports).toEqual([
       { name: 'metrics', containerPort: 8080 },
       { name: 'health', containerPort: 8081 },
+      { name: 'webhook', containerPort: 9443 },
     ]);
     expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '768Mi' } });
   });
 
   it('installs the CRD of crds/ and binds the rules of deploy/rbac/ to its ServiceAccount', () => {
     expect(only(kustomized, 'CustomResourceDefinition')).toEqual(readYaml('crds/hpcclusters.hpc.shanhe.com.yaml'));
-    expect(rulesOf(only(kustomized, 'ClusterRole'))).toEqual(rulesOf(readYaml('deploy/rbac/clusterrole.yaml')));
-    expect(rulesOf(only(kustomized, 'Role'))).toEqual(rulesOf(readYaml('deploy/rbac/leader-election-role.yaml')));
     const serviceAccount = { kind: 'ServiceAccount', name: 'hpc-user-operator', namespace: INSTALL_NAMESPACE };
-    expect(only(kustomized, 'ClusterRoleBinding')).toMatchObject({ roleRef: { kind: 'ClusterRole', name: 'hpc-user-operator' }, subjects: [serviceAccount] });
-    expect(only(kustomized, 'RoleBinding')).toMatchObject({ roleRef: { kind: 'Role', name: 'hpc-user-operator-leader-election' }, subjects: [serviceAccount] });
+    for (const [kind, name, file] of [
+      ['ClusterRole', 'hpc-user-operator', 'clusterrole.yaml'],
+      ['ClusterRole', 'hpc-user-operator-webhook', 'webhook-clusterrole.yaml'],
+      ['Role', 'hpc-user-operator-leader-election', 'leader-election-role.yaml'],
+      ['Role', 'hpc-user-operator-webhook', 'webhook-role.yaml'],
+    ] as const) {
+      expect(rulesOf(named(kustomized, kind, name))).toEqual(rulesOf(readYaml(`deploy/rbac/${file}`)));
+      expect(named(kustomized, `${kind}Binding`, name)).toMatchObject({ roleRef: { kind, name }, subjects: [serviceAccount] });
+    }
+  });
+
+  it('registers the pod identity webhook as SPEC and the issue list it, behind its Service', () => {
+    const configuration = only<Manifest & { webhooks: Record<string, unknown>[] }>(kustomized, 'MutatingWebhookConfiguration');
+    expect(configuration.webhooks).toEqual([
+      {
+        name: 'pod-identity.hpc.shanhe.com',
+        admissionReviewVersions: ['v1'],
+        clientConfig: { service: { name: 'hpc-user-operator-webhook', namespace: INSTALL_NAMESPACE, path: '/mutate-pods', port: 443 } },
+        rules: [
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' },
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'], scope: 'Namespaced' },
+        ],
+        objectSelector: { matchExpressions: [{ key: 'hpc.shanhe.com/cluster', operator: 'Exists' }] },
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', INSTALL_NAMESPACE] }] },
+        matchPolicy: 'Equivalent',
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 5,
+      },
+    ]);
+    const service = named<Manifest & { spec: { ports: unknown[] } }>(kustomized, 'Service', 'hpc-user-operator-webhook');
+    expect(service.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook' }]);
+    expect(containerOf(only<Deployment>(kustomized, 'Deployment')).args).toEqual(
+      expect.arrayContaining(['--webhook-secret=hpc-user-operator-webhook-tls', '--webhook-service=hpc-user-operator-webhook', '--webhook-configuration=hpc-user-operator']),
+    );
   });
 });
 
@@ -174,8 +229,16 @@ describe('the Helm chart', () => {
     expect(kindsAndNames(rendered)).toEqual(kindsAndNames(kustomized.filter((m) => m.kind !== 'Namespace')));
     expect(only<Deployment>(rendered, 'Deployment').spec).toEqual(only<Deployment>(kustomized, 'Deployment').spec);
     expect(only(rendered, 'CustomResourceDefinition')).toEqual(readYaml('crds/hpcclusters.hpc.shanhe.com.yaml'));
-    expect(rulesOf(only(rendered, 'ClusterRole'))).toEqual(rulesOf(readYaml('deploy/rbac/clusterrole.yaml')));
-    expect(rulesOf(only(rendered, 'Role'))).toEqual(rulesOf(readYaml('deploy/rbac/leader-election-role.yaml')));
+    for (const kind of ['ClusterRole', 'Role', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']) {
+      const withoutMetadata = (manifests: Manifest[]) =>
+        manifests
+          .filter((m) => m.kind === kind)
+          .map(({ metadata, ...rest }) => ({ name: metadata.name, ...rest }))
+          .sort((a, b) => a.name.localeCompare(b.name));
+      expect(withoutMetadata(rendered)).toEqual(
+        withoutMetadata(kustomized).map((m) => JSON.parse(JSON.stringify(m).replaceAll(INSTALL_NAMESPACE, helmNamespace)) as unknown),
+      );
+    }
     expect(rendered.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
     expectAllAdmitted(await serverSideDryRun(output), rendered);
   });
@@ -195,8 +258,8 @@ describe('the Helm chart', () => {
     expect(container.args).toEqual(
       expect.arrayContaining([`--namespaces=${watched.join(',')}`, '--log-level=debug', '--leader-elect', `--allowed-endpoints=${PROVIDER_ENDPOINTS.join(',')}`]),
     );
-    // The rules hold in the watched namespaces only.
-    expect(rendered.some((m) => m.kind === 'ClusterRoleBinding')).toBe(false);
+    // The rules hold in the watched namespaces only (cluster-wide: its own webhook configuration, nothing else).
+    expect(rendered.filter((m) => m.kind === 'ClusterRoleBinding').map((m) => m.metadata.name)).toEqual([`${RELEASE}-webhook`]);
     const bindings = rendered.filter((m) => m.kind === 'RoleBinding' && m.metadata.namespace !== helmNamespace) as (Manifest & { roleRef: { kind: string } })[];
     expect(bindings.map((b) => [b.metadata.namespace, b.roleRef.kind])).toEqual(watched.map((ns) => [ns, 'ClusterRole']));
     expect(container.resources).toEqual({ requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } });
@@ -227,7 +290,7 @@ describe('the Helm chart', () => {
   it('renders a ServiceMonitor for the metrics Service when enabled', async () => {
     const { rendered } = await helmTemplateWithValues({ serviceMonitor: { enabled: true, interval: '1m', labels: { release: 'prometheus' } } });
     const serviceMonitor = only<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(rendered, 'ServiceMonitor');
-    const service = only<Manifest & { spec: { ports: { name: string }[] } }>(rendered, 'Service');
+    const service = named<Manifest & { spec: { ports: { name: string }[] } }>(rendered, 'Service', `${RELEASE}-metrics`);
     expect(serviceMonitor).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', metadata: { namespace: helmNamespace, labels: { release: 'prometheus' } } });
     const { spec } = serviceMonitor;
     expect(service.metadata.labels).toMatchObject(spec.selector.matchLabels);
@@ -238,6 +301,19 @@ describe('the Helm chart', () => {
     await expect(helmTemplateWithValues({ leaderElection: { enabled: false } })).rejects.toThrow(/replicaCount > 1 needs leaderElection.enabled/);
     const { rendered } = await helmTemplateWithValues({ leaderElection: { enabled: false }, replicaCount: 1 });
     expect(containerOf(only<Deployment>(rendered, 'Deployment')).args.some((arg) => arg.startsWith('--leader-elect'))).toBe(false);
-    expect(rendered.filter((m) => ['Role', 'RoleBinding', 'PodDisruptionBudget'].includes(m.kind))).toEqual([]);
+    expect(rendered.filter((m) => ['Role', 'RoleBinding', 'PodDisruptionBudget'].includes(m.kind) && !m.metadata.name.endsWith('-webhook'))).toEqual([]);
+  });
+
+  it('with cert-manager, a Certificate for the webhook Secret and the caBundle injected; no write access to Secrets', async () => {
+    const { output, rendered } = await helmTemplateWithValues({ webhook: { certManager: { enabled: true, issuerRef: { kind: 'ClusterIssuer', name: 'corp-ca' } } } });
+    const certificate = named<Manifest & { spec: Record<string, unknown> }>(rendered, 'Certificate', `${RELEASE}-webhook`);
+    expect(certificate.spec).toMatchObject({ secretName: `${RELEASE}-webhook-tls`, dnsNames: [`${RELEASE}-webhook.${helmNamespace}.svc`, `${RELEASE}-webhook.${helmNamespace}.svc.cluster.local`], issuerRef: { kind: 'ClusterIssuer', name: 'corp-ca' } });
+    expect(only(rendered, 'MutatingWebhookConfiguration').metadata).toMatchObject({ annotations: { 'cert-manager.io/inject-ca-from': `${helmNamespace}/${RELEASE}-webhook` } });
+    expect(rulesOf(named(rendered, 'Role', `${RELEASE}-webhook`))).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: [`${RELEASE}-webhook-tls`], verbs: ['get'] }]);
+    expect(containerOf(only<Deployment>(rendered, 'Deployment')).args).toContain('--webhook-certs=secret');
+    // cert-manager's CRDs are not installed here: only the objects the API server knows are dry-run.
+    const known = rendered.filter((m) => !m.apiVersion.startsWith('cert-manager.io/'));
+    expect(output).toContain('kind: Certificate');
+    expectAllAdmitted(await serverSideDryRun(known.map((m) => stringify(m)).join('---\n')), known);
   });
 });

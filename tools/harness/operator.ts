@@ -2,9 +2,9 @@
 // from crds/, the RBAC rules from deploy/ bound to a ServiceAccount, and the controller
 // acting as that ServiceAccount, watching one test namespace.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
@@ -28,6 +28,7 @@ import { OperatorMetrics } from '../../src/controller/metrics.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { rateLimitOf, RateLimiterRegistry } from '../../src/provider/rate-limiter.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
+import { CertificateKeeper } from '../../src/webhook/certificate-keeper.js';
 import type { AccessKey } from '../simulator/server.js';
 import { kubectlPath } from '../controlplane/build.js';
 import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
@@ -37,6 +38,9 @@ import { waitFor } from './wait-for.js';
 const execFileAsync = promisify(execFile);
 const CRD_FILE = fileURLToPath(new URL('../../crds/hpcclusters.hpc.shanhe.com.yaml', import.meta.url));
 const CRD_NAME = `${PLURAL}.${GROUP}`;
+/** The names the shipped install gives the webhook's TLS Secret and configuration. */
+export const WEBHOOK_SECRET = 'hpc-user-operator-webhook-tls';
+export const WEBHOOK_CONFIGURATION = 'hpc-user-operator';
 
 const deployFile = (path: string): KubernetesObject =>
   parse(readFileSync(new URL(`../../deploy/${path}`, import.meta.url), 'utf8')) as KubernetesObject;
@@ -50,19 +54,25 @@ async function ensure(kubeConfig: KubeConfig, object: KubernetesObject): Promise
   }
 }
 
+/** `kubectl apply --server-side` of YAML text as `admin`, with the built kubectl, as users install. */
+export async function kubectlApply(admin: KubeConfig, manifests: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'hpc-apply-'));
+  try {
+    writeKubeConfigFile(admin, join(dir, 'kubeconfig'));
+    writeFileSync(join(dir, 'manifests.yaml'), manifests);
+    await execFileAsync(kubectlPath(), ['--kubeconfig', join(dir, 'kubeconfig'), 'apply', '--server-side', '--force-conflicts', '-f', join(dir, 'manifests.yaml')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Installs the committed CRD with the built kubectl, as users do, and waits until it is
  * served. (client-node's typed create would drop `default` and `x-kubernetes-validations`,
  * which its model spells differently.)
  */
 export async function installCrd(admin: KubeConfig): Promise<void> {
-  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hpc-crd-')), 'kubeconfig');
-  try {
-    writeKubeConfigFile(admin, kubeconfig);
-    await execFileAsync(kubectlPath(), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', CRD_FILE]);
-  } finally {
-    rmSync(dirname(kubeconfig), { recursive: true, force: true });
-  }
+  await kubectlApply(admin, readFileSync(CRD_FILE, 'utf8'));
   const api = admin.makeApiClient(ApiextensionsV1Api);
   await waitFor(
     async () => {
@@ -79,7 +89,12 @@ export async function installCrd(admin: KubeConfig): Promise<void> {
  * ClusterRole in `namespace` only, as the Helm chart does for watched namespaces; `'cluster'`
  * binds it everywhere, as the default install does.
  */
-export async function operatorKubeConfig(admin: KubeConfig, namespace: string, scope: 'namespace' | 'cluster' = 'namespace'): Promise<KubeConfig> {
+export async function operatorKubeConfig(
+  admin: KubeConfig,
+  namespace: string,
+  scope: 'namespace' | 'cluster' = 'namespace',
+  { webhook = false }: { webhook?: boolean } = {},
+): Promise<KubeConfig> {
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   const clusterRole = deployFile('rbac/clusterrole.yaml');
   const leaderRole = deployFile('rbac/leader-election-role.yaml');
@@ -97,6 +112,24 @@ export async function operatorKubeConfig(admin: KubeConfig, namespace: string, s
     namespace,
     body: { metadata: { name: 'hpc-user-operator-leader-election' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leaderRole.metadata?.name ?? '' }, subjects },
   });
+  if (webhook) {
+    // The webhook's TLS Secret in the operator's namespace, and its MutatingWebhookConfiguration.
+    const webhookRole = deployFile('rbac/webhook-role.yaml');
+    const webhookClusterRole = deployFile('rbac/webhook-clusterrole.yaml');
+    await rbac.createNamespacedRole({ namespace, body: { ...webhookRole, metadata: { ...webhookRole.metadata, namespace } } });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: { metadata: { name: 'hpc-user-operator-webhook' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: webhookRole.metadata?.name ?? '' }, subjects },
+    });
+    await ensure(admin, webhookClusterRole);
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: `hpc-user-operator-webhook-${namespace}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: webhookClusterRole.metadata?.name ?? '' },
+        subjects,
+      },
+    });
+  }
   return serviceAccountKubeConfig(admin, namespace, 'hpc-user-operator');
 }
 
@@ -106,16 +139,39 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
-/** The controller in this process, watching `namespace` only, as `kubeConfig`'s identity. */
+/** The webhook of an operator started by `startOperator`: managed certificates for 127.0.0.1. */
+export interface TestWebhookOptions {
+  /** The operator's own namespace: its TLS Secret. */
+  namespace: string;
+  /** Life of a serving certificate (default 1 h). */
+  validityMs?: number;
+  checkIntervalMs?: number;
+}
+
+/**
+ * The controller in this process, watching `namespace` only (or the namespaces listed; leader
+ * election then uses the first), as `kubeConfig`'s identity.
+ */
 export async function startOperator(
   kubeConfig: KubeConfig,
-  namespace: string,
-  options: { leaderElection?: boolean; identity?: string; unwatchedLimitMs?: number; providerTimeoutMs?: number; allowedEndpoints?: EndpointAllowList } = {},
+  namespaces: string | string[],
+  options: {
+    leaderElection?: boolean;
+    identity?: string;
+    unwatchedLimitMs?: number;
+    providerTimeoutMs?: number;
+    allowedEndpoints?: EndpointAllowList;
+    webhook?: TestWebhookOptions;
+  } = {},
 ): Promise<RunningOperator> {
+  const watched = typeof namespaces === 'string' ? [namespaces] : namespaces;
+  const namespace = watched[0] ?? 'default';
   const metrics = new OperatorMetrics();
+  const logger = pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' });
+  const webhook = options.webhook;
   const manager = new Manager({
     kubeConfig,
-    namespaces: [namespace],
+    namespaces: watched,
     concurrency: 4,
     userSource: new HpcUserSource({
       timeoutMs: options.providerTimeoutMs ?? 2_000,
@@ -127,13 +183,28 @@ export async function startOperator(
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     }),
     metrics,
-    logger: pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' }),
+    logger,
     identity: options.identity ?? `test-${namespace}`,
     drainTimeoutMs: 5_000,
     metricsAddr: '127.0.0.1:0',
     healthAddr: '127.0.0.1:0',
     ...(options.leaderElection === true ? { leaderElection: { namespace, name: 'hpc-user-operator' } } : {}),
     ...(options.unwatchedLimitMs === undefined ? {} : { unwatchedLimitMs: options.unwatchedLimitMs }),
+    ...(webhook === undefined
+      ? {}
+      : {
+          webhook: {
+            addr: '127.0.0.1:0',
+            certificates: new CertificateKeeper({
+              kubeConfig,
+              namespace: webhook.namespace,
+              secretName: WEBHOOK_SECRET,
+              managed: { policy: { hosts: ['127.0.0.1'], validityMs: webhook.validityMs ?? 3_600_000 }, webhookConfigurationName: WEBHOOK_CONFIGURATION },
+              checkIntervalMs: webhook.checkIntervalMs ?? 1_000,
+              logger,
+            }),
+          },
+        }),
   });
   await manager.start();
   return { manager, metrics, stop: () => manager.stop() };

@@ -22,3 +22,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "hpc-user-operator.rulesOf" -}}
 {{- (.context.Files.Get (printf "files/rbac/%s" .file) | fromYaml).rules | toYaml -}}
 {{- end -}}
+
+{{/* The operator's ServiceAccount as the apiserver names the user. */}}
+{{- define "hpc-user-operator.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "hpc-user-operator.fullname" .) -}}
+{{- end -}}
