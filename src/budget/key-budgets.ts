@@ -1,4 +1,5 @@
-import { rateLimitOf } from '../provider/rate-limiter.js';
+import type { AccessKeyIdentity } from '../provider/key-identity.js';
+import { rateLimitOf, type CallLimiter, type CallLimiters } from '../provider/rate-limiter.js';
 import { CallBucket } from './bucket.js';
 import { budgetOf, ON_DEMAND_SHARE, planKey, PROVIDER_CALL_RATE, type CallRate, type KeyPlan } from './plan.js';
 import { delayAfterSync, phaseOf } from './schedule.js';
@@ -9,14 +10,6 @@ import { delayAfterSync, phaseOf } from './schedule.js';
  * it is spent. Syncs ask `admit` before calling and are told "now" or "come back at T";
  * nothing here ever waits.
  */
-
-/** An access key as the budget knows it. */
-export interface ProviderKeyRef {
-  /** The key's identity (endpoint, access key id, digest of the secret); never shown. */
-  id: string;
-  /** A short hash of the identity: what logs and metric labels show. */
-  label: string;
-}
 
 /** Periodic syncs leave a share of the bucket to on-demand ones (create, spec change, sync request, drift). */
 export type SyncKind = 'periodic' | 'on-demand';
@@ -42,12 +35,10 @@ interface TrackedResource {
   keyId: string;
   intervalMs: number;
   cost: number;
-  /** The rate its credentials Secret declares for the key, if any. */
-  declaredRate: CallRate | undefined;
 }
 
 interface KeyState {
-  ref: ProviderKeyRef;
+  ref: AccessKeyIdentity;
   rate: CallRate;
   bucket: CallBucket;
   resources: Map<string, TrackedResource>;
@@ -60,9 +51,6 @@ interface KeyState {
 
 const HOUR_MS = 3_600_000;
 
-/** The lower of two rates, compared per millisecond. */
-const lowerRate = (a: CallRate, b: CallRate): CallRate => (a.calls / a.windowMs <= b.calls / b.windowMs ? a : b);
-const sameRate = (a: CallRate, b: CallRate): boolean => a.calls === b.calls && a.windowMs === b.windowMs;
 
 export interface KeyBudgetsOptions {
   /** The rate of a key whose Secrets declare none; default the provider's 2,000 per hour. */
@@ -70,7 +58,7 @@ export interface KeyBudgetsOptions {
   now?: () => number;
 }
 
-export class KeyBudgets {
+export class KeyBudgets implements CallLimiters {
   private readonly keys = new Map<string, KeyState>();
   private readonly resources = new Map<string, TrackedResource>();
   private readonly defaultRate: CallRate;
@@ -84,10 +72,9 @@ export class KeyBudgets {
   /**
    * Puts a resource in its key's plan, or moves it there from another key. `cost` (pages)
    * is used only when the resource is new here (say, estimated from status after a
-   * restart); later syncs report their own. `declaredRate` is what its Secret says the
-   * provider gives the key; when Secrets of one key disagree, the lowest rate wins.
+   * restart); later syncs report their own.
    */
-  track(resourceId: string, ref: ProviderKeyRef, intervalMs: number, options: { cost?: number; declaredRate?: CallRate } = {}): void {
+  track(resourceId: string, ref: AccessKeyIdentity, intervalMs: number, options: { cost?: number } = {}): void {
     const previous = this.resources.get(resourceId);
     if (previous !== undefined && previous.keyId !== ref.id) this.forget(resourceId);
     const kept = this.resources.get(resourceId);
@@ -96,13 +83,8 @@ export class KeyBudgets {
       keyId: ref.id,
       intervalMs,
       cost: kept?.cost ?? Math.max(1, options.cost ?? 1),
-      declaredRate: options.declaredRate,
     };
-    const unchanged =
-      kept !== undefined &&
-      kept.intervalMs === entry.intervalMs &&
-      (kept.declaredRate === undefined ? entry.declaredRate === undefined : entry.declaredRate !== undefined && sameRate(kept.declaredRate, entry.declaredRate));
-    if (unchanged) return;
+    if (kept !== undefined && kept.intervalMs === entry.intervalMs) return;
     this.resources.set(resourceId, entry);
     const state = this.keys.get(ref.id) ?? this.newKey(ref);
     state.resources.set(resourceId, entry);
@@ -157,6 +139,17 @@ export class KeyBudgets {
     if (state.windowStartedAt === undefined || now >= state.windowStartedAt + state.rate.windowMs) state.windowStartedAt = now;
   }
 
+  /** The provider client's limiter of a key: it counts each call and never makes it wait. */
+  forKey(key: AccessKeyIdentity): CallLimiter {
+    return {
+      acquire: (signal) => {
+        if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+        this.called(key.id);
+        return Promise.resolve();
+      },
+    };
+  }
+
   /** What a sync read: its pages are the cost of its next sync. */
   synced(resourceId: string, pages: number): void {
     const entry = this.resources.get(resourceId);
@@ -187,6 +180,13 @@ export class KeyBudgets {
     return entry === undefined ? undefined : this.keys.get(entry.keyId)?.plan.intervals.get(resourceId);
   }
 
+  /** The effective interval of a tracked resource when the plan stretched it beyond its spec interval. */
+  stretchedIntervalMs(resourceId: string): number | undefined {
+    const effective = this.effectiveIntervalMs(resourceId);
+    const entry = this.resources.get(resourceId);
+    return effective !== undefined && entry !== undefined && effective > entry.intervalMs ? effective : undefined;
+  }
+
   /** From now until the next periodic sync of a resource that has just synced: its next slot. */
   delayAfterSyncMs(resourceId: string): number | undefined {
     const entry = this.resources.get(resourceId);
@@ -203,7 +203,7 @@ export class KeyBudgets {
     if (state === undefined) return undefined;
     const perHour = (calls: number): number => Math.round((calls * HOUR_MS) / state.rate.windowMs);
     return (
-      `access key ${state.ref.label} serves ${state.resources.size} resources asking for ${perHour(state.plan.demandCalls)} calls/h; ` +
+      `access key ${state.ref.short} serves ${state.resources.size} resources asking for ${perHour(state.plan.demandCalls)} calls/h; ` +
       `it plans ${perHour(state.plan.periodicCalls)} calls/h for periodic syncs (budget ${perHour(state.plan.budgetCalls)}/h, 10% kept for on-demand syncs)`
     );
   }
@@ -214,7 +214,7 @@ export class KeyBudgets {
     return [...this.keys.values()].map((state) => {
       const perHour = (calls: number): number => (calls * HOUR_MS) / state.rate.windowMs;
       return {
-        label: state.ref.label,
+        label: state.ref.short,
         budgetPerHour: perHour(state.plan.budgetCalls),
         plannedPerHour: perHour(state.plan.plannedCalls),
         demandPerHour: perHour(state.plan.demandCalls),
@@ -226,7 +226,7 @@ export class KeyBudgets {
     });
   }
 
-  private newKey(ref: ProviderKeyRef): KeyState {
+  private newKey(ref: AccessKeyIdentity): KeyState {
     const rate = this.defaultRate;
     const state: KeyState = {
       ref,
@@ -248,13 +248,7 @@ export class KeyBudgets {
 
   private replan(state: KeyState): void {
     const entries = [...state.resources.values()];
-    const declared = entries.map((e) => e.declaredRate).filter((r): r is CallRate => r !== undefined);
-    const rate = declared.length === 0 ? this.defaultRate : declared.reduce(lowerRate);
-    if (!sameRate(rate, state.rate)) {
-      state.rate = rate;
-      state.bucket = this.bucketOf(rate);
-    }
-    state.plan = planKey(entries, rate);
+    state.plan = planKey(entries, state.rate);
     const ids = entries.map((e) => e.id).sort();
     state.phases = new Map(ids.map((id, rank) => [id, phaseOf(rank, ids.length)]));
   }

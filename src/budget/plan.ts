@@ -31,10 +31,7 @@ export interface CallRate {
 /** The provider's documented quota: 2,000 calls per 3,600 s per access key. */
 export const PROVIDER_CALL_RATE: Readonly<CallRate> = Object.freeze({ calls: 2000, windowMs: 3_600_000 });
 
-/**
- * `2000/1h`: calls per duration, as the `--provider-rate-limit` flag and a credentials
- * Secret's `hpc.shanhe.com/provider-rate-limit` annotation write it; undefined when it is not one.
- */
+/** `2000/1h`: calls per duration, as the `--provider-rate-limit` flag writes it; undefined when it is not one. */
 export function parseCallRate(text: string): CallRate | undefined {
   const match = /^(\d+)\/(.+)$/.exec(text.trim());
   const calls = Number(match?.[1]);
@@ -42,9 +39,6 @@ export function parseCallRate(text: string): CallRate | undefined {
   if (!Number.isSafeInteger(calls) || calls < 1 || windowMs === undefined || windowMs <= 0) return undefined;
   return { calls, windowMs };
 }
-
-/** On a credentials Secret: the rate the provider gives its key, when it is not the documented one. */
-export const PROVIDER_RATE_LIMIT_ANNOTATION = 'hpc.shanhe.com/provider-rate-limit';
 
 /** Share of the provider's quota never planned for: other tools, retries, a list that grew. */
 export const SAFETY_MARGIN = 0.05;

@@ -2,6 +2,8 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, ty
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, nssConfigMapName, usersConfigMapName } from '../render/configmaps.js';
+import type { KeyBudgets } from '../budget/key-budgets.js';
+import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
 import { reuseConnections } from '../runtime/kubeconfig.js';
 import { cachedConfigMap, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
@@ -12,12 +14,12 @@ import { KubeApiPort } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
-import { objectKey } from './object-key.js';
+import { keyOf, objectKey } from './object-key.js';
 import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
 import { PodIdentityWebhook } from '../webhook/webhook.js';
-import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets, startupDelayMs } from './triggers.js';
+import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -25,6 +27,8 @@ export interface ManagerOptions {
   namespaces: string[];
   concurrency: number;
   userSource: UserSource;
+  /** The access keys' budgets: the same object must limit `userSource`'s calls. */
+  budget: KeyBudgets;
   metrics: OperatorMetrics;
   logger: Logger;
   /** This replica's name in events and the Lease. */
@@ -50,6 +54,7 @@ const DEFAULT_UNWATCHED_LIMIT_MS = 180_000;
  */
 export class Manager {
   private readonly controller: Controller<HpcClusterObject>;
+  private readonly hpcClusters: ScopedInformers<HpcClusterObject>;
   private readonly configMaps: ScopedInformers<V1ConfigMap, CachedConfigMap>;
   private readonly reconciler: HpcClusterReconciler;
   private readonly webhook: PodIdentityWebhook | undefined;
@@ -65,7 +70,7 @@ export class Manager {
     const common = { namespaces, kubeConfig, logger };
     const onRestart = (resource: string) => () => metrics.countWatchRestart(resource);
 
-    const hpcClusters = new ScopedInformers<HpcClusterObject>({
+    const hpcClusters = (this.hpcClusters = new ScopedInformers<HpcClusterObject>({
       ...common,
       resource: PLURAL,
       apiPrefix: `/apis/${GROUP}/${VERSION}`,
@@ -75,7 +80,7 @@ export class Manager {
           : custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })) as Promise<InformerListResult<HpcClusterObject>>,
       transform: withoutManagedFields,
       onRestart: onRestart(PLURAL),
-    });
+    }));
     this.configMaps = new ScopedInformers<V1ConfigMap, CachedConfigMap>({
       ...common,
       resource: 'configmaps',
@@ -103,9 +108,11 @@ export class Manager {
     this.reconciler = new HpcClusterReconciler({
       kube: new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, secrets, options.identity),
       users: options.userSource,
+      budget: options.budget,
       logger,
       metrics,
     });
+    metrics.watchKeyBudgets(() => options.budget.report());
     this.controller = new Controller(hpcClusters, {
       kind: KIND,
       predicate: hpcClusterUpdateNeedsSync,
@@ -151,15 +158,29 @@ export class Manager {
     });
     // The webhook starts beside the caches: until they are synced it answers "not ready, retry".
     const webhookStarted = this.webhook?.start();
+    // Start-up spreads every resource found in the cache at once (budget/schedule.ts), so
+    // the delays are worked out for all of them when the first is asked for.
+    let delays: Map<string, number> | undefined;
     await this.controller.start((key, signal) => this.reconciler.reconcile(key, signal), {
       startupDelayMs: (object) => {
-        const { namespace = '', name = '' } = object.metadata;
-        const present = [usersConfigMapName(name), nssConfigMapName(name)].every((cm) => this.configMaps.get(namespace, cm) !== undefined);
-        return startupDelayMs(object, present, Date.now(), Math.random);
+        delays ??= this.startupDelays();
+        const key = objectKey(object);
+        return key === undefined ? 0 : (delays.get(keyOf(key)) ?? 0);
       },
     });
     logger.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces, identity: this.options.identity }, 'caches synced');
     await webhookStarted;
+  }
+
+  /** When each cached HpcCluster is first reconciled after start-up (see startupDelays). */
+  private startupDelays(): Map<string, number> {
+    const now = Date.now();
+    const found = this.hpcClusters.list().map((object) => {
+      const key = objectKey(object) ?? { namespace: '', name: '' };
+      const present = [usersConfigMapName(key.name), nssConfigMapName(key.name)].every((cm) => this.configMaps.get(key.namespace, cm) !== undefined);
+      return { id: keyOf(key), ...startupStateOf(object, present, now) };
+    });
+    return startupDelays(found, Math.random);
   }
 
   /** SIGTERM: stop taking work, finish what is in flight (bounded), release the lease. */

@@ -67,8 +67,19 @@ export interface PlanInput {
   /** What the last failure that retrying cannot mend was computed from, if one is remembered. */
   memo: FailureMemo | undefined;
   now: Date;
-  /** A number in [0, 1): the jitter of the periodic sync. */
-  jitter: number;
+}
+
+/**
+ * When a resource that synced comes back, from its access key's budget (budget/): its next
+ * slot, and the effective interval when the budget stretched spec.syncInterval.
+ */
+export interface SyncSchedule {
+  /** From now until the next periodic sync. */
+  nextSyncMs: number;
+  /** status.effectiveSyncInterval: set only while the key's budget stretches spec.syncInterval. */
+  stretchedInterval?: string;
+  /** Why it is stretched, for the event that says so. */
+  stretchedBecause?: string;
 }
 
 /** What the provider must be asked before the reconcile can decide. */
@@ -109,13 +120,8 @@ export interface Plan {
   synced?: { users: number; pages: number };
 }
 
-/** Random jitter of up to 10% on the periodic sync, so resources spread out over time. */
-export function jitteredInterval(intervalMs: number, jitter: number): number {
-  return Math.round(intervalMs * (1 + 0.1 * jitter));
-}
-
-/** When the periodic sync of `spec` comes next. */
-const periodicOf = (spec: HpcClusterSpec, jitter: number): number => jitteredInterval(parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS, jitter);
+/** spec.syncInterval in ms: when a conflict, which no sync mends, is looked at again. */
+const intervalOf = (spec: HpcClusterSpec): number => parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS;
 
 /** Whether the existing ConfigMap already holds exactly what would be written. */
 export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
@@ -147,7 +153,8 @@ export function configMapConflict(cm: ConfigMapState | undefined, cmName: string
 const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
   a.generation === b.generation && a.secretFingerprint === b.secretFingerprint && a.syncRequested === b.syncRequested;
 
-function memoOf(input: PlanInput): FailureMemo {
+/** What a reconcile is computed from (memos, and whether a sync is periodic or asked for). */
+export function memoOf(input: Pick<PlanInput, 'object' | 'secret'>): FailureMemo {
   return {
     generation: input.object.metadata.generation ?? 0,
     secretFingerprint: contentHashOf(input.secret?.state === 'lent' ? input.secret.data : {}),
@@ -155,23 +162,45 @@ function memoOf(input: PlanInput): FailureMemo {
   };
 }
 
-/** The plan of an outcome: its status (when a write is due), a Warning when Ready turns False anew, and `extra`. */
+/**
+ * The events of an interval the budget stretched or restored: a Warning when it is stretched
+ * (or stretched further), Normal when spec.syncInterval applies again.
+ */
+function intervalEvents(object: HpcClusterObject, before: string | undefined, schedule: SyncSchedule | undefined): PlannedEvent[] {
+  const after = schedule?.stretchedInterval;
+  if (before === after) return [];
+  const specInterval = (object.spec as { syncInterval?: string } | undefined)?.syncInterval ?? 'the default';
+  if (after === undefined) {
+    return [{ type: 'Normal', reason: 'SyncIntervalRestored', message: `spec.syncInterval (${specInterval}) applies again` }];
+  }
+  const because = schedule?.stretchedBecause === undefined ? '' : `: ${schedule.stretchedBecause}`;
+  return [{ type: 'Warning', reason: 'SyncIntervalStretched', message: `syncing every ${after} instead of spec.syncInterval ${specInterval}${because}` }];
+}
+
+/**
+ * The plan of an outcome: its status (when a write is due), a Warning when Ready turns False
+ * anew, the interval events, and `extra`. Without a schedule the resource takes no part in
+ * its key's budget (it does not sync periodically), so status says no stretched interval.
+ */
 function settle(
   input: PlanInput,
   outcome: SyncOutcome,
   result: ReconcileResult,
-  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[] } = {},
+  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[]; schedule?: SyncSchedule } = {},
 ): Plan {
   const { object, now } = input;
   const name = object.metadata.name;
   const previous = object.status;
   const next = nextStatus(previous, object.metadata.generation ?? 0, outcome, now, [usersConfigMapName(name), nssConfigMapName(name)]);
+  if (extra.schedule?.stretchedInterval === undefined) delete next.effectiveSyncInterval;
+  else next.effectiveSyncInterval = extra.schedule.stretchedInterval;
   const before = readyCondition(previous);
   const after = readyCondition(next);
   const events: PlannedEvent[] = [];
   if (after !== undefined && after.status === 'False' && after.reason !== before?.reason) {
     events.push({ type: 'Warning', reason: after.reason, message: after.message });
   }
+  events.push(...intervalEvents(object, previous?.effectiveSyncInterval, extra.schedule));
   return {
     configMapWrites: extra.configMapWrites ?? [],
     status: statusWriteDue(previous, next, now) ? next : undefined,
@@ -184,9 +213,25 @@ function settle(
 }
 
 /** A failed reconcile, handled as the error policy says. */
-function fail(input: PlanInput, failure: SyncFailure, skipped?: SkippedUser[]): Plan {
+function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule } = {}): Plan {
   const policy = failurePolicy(failure);
-  return settle(input, skipped === undefined ? failure : { ...failure, skipped }, policy.result, policy.remember ? { memo: memoOf(input) } : {});
+  const outcome = extra.skipped === undefined ? failure : { ...failure, skipped: extra.skipped };
+  return settle(input, outcome, policy.result, {
+    ...(policy.remember ? { memo: memoOf(input) } : {}),
+    ...(extra.schedule === undefined || policy.remember ? {} : { schedule: extra.schedule }),
+  });
+}
+
+/**
+ * A sync its access key's budget put off until `afterMs` from now (budget/). A resource that
+ * synced before keeps its good status; one that never did says why it waits.
+ */
+export function planDeferred(input: PlanInput, message: string, afterMs: number, schedule: SyncSchedule): Plan {
+  const result: ReconcileResult = { outcome: 'requeue_after', requeueAfterMs: Math.max(1, afterMs) };
+  if (readyCondition(input.object.status)?.status === 'True') {
+    return { configMapWrites: [], status: undefined, events: [], result, memo: undefined, reason: 'Deferred' };
+  }
+  return { ...fail(input, { reason: 'QuotaExceeded', message, retry: { afterMs: result.requeueAfterMs } }, { schedule }), reason: 'Deferred' };
 }
 
 /**
@@ -221,7 +266,7 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
     configMapConflict(input.configMaps.nss, nssConfigMapName(name), name, ownerUid);
   if (conflict !== undefined) {
     // Known from the cluster alone: no provider call until the name is free, checked again each interval.
-    return { plan: fail(input, { reason: 'ConfigMapConflict', message: conflict, retry: { afterMs: periodicOf(spec, input.jitter) } }) };
+    return { plan: fail(input, { reason: 'ConfigMapConflict', message: conflict, retry: { afterMs: intervalOf(spec) } }) };
   }
   const credentials = credentialsFromSecret(spec.credentialsSecretRef, input.secret ?? { state: 'missing' });
   if (typeof credentials === 'string') {
@@ -235,21 +280,21 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
   return { request: { spec, target: providerTarget(spec), credentials } };
 }
 
-/** The second step: what the provider's answer comes to. */
-export function planSync(input: PlanInput, request: ListingRequest, answer: ListResult): Plan {
-  if ('failure' in answer) return fail(input, answer.failure);
+/** The second step: what the provider's answer comes to; `schedule` is the key budget's word on the next sync. */
+export function planSync(input: PlanInput, request: ListingRequest, answer: ListResult, schedule: SyncSchedule): Plan {
+  if ('failure' in answer) return fail(input, answer.failure, { schedule });
   const { object, configMaps } = input;
   const { spec } = request;
   const { name, namespace } = object.metadata;
   const listing = answer.listing;
   const listed = { pages: listing.pages, requests: listing.requests };
-  const periodic = periodicOf(spec, input.jitter);
+  const periodic = schedule.nextSyncMs;
   const desired = desiredUsers(name, spec, listing);
   const { users, skipped } = desired;
   const withListing = (plan: Plan): Plan => ({ ...plan, listed: { ...listed, users: users.length } });
 
   if (desired.sizeProblem !== undefined) {
-    return withListing(fail(input, { reason: 'ConfigMapTooLarge', message: desired.sizeProblem, retry: { afterMs: periodic } }, skipped));
+    return withListing(fail(input, { reason: 'ConfigMapTooLarge', message: desired.sizeProblem, retry: { afterMs: periodic } }, { skipped, schedule }));
   }
   // The last good list: the users.json we wrote, or status when the ConfigMap was deleted or altered.
   const owner = { uid: object.metadata.uid, usersDigest: object.status?.usersDigest };
@@ -258,7 +303,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
   const diff = diffUsers(previousUsers ?? [], users);
   if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
     const message = `the sync would remove ${diff.removed.length} of ${previousUsers.length} users, more than maxUserRemovalPercent ${spec.maxUserRemovalPercent}%; raise spec.maxUserRemovalPercent to accept it`;
-    return withListing(fail(input, { reason: 'RemovalHeld', message, retry: { afterMs: periodic } }, skipped));
+    return withListing(fail(input, { reason: 'RemovalHeld', message, retry: { afterMs: periodic } }, { skipped, schedule }));
   }
 
   const ownerUid = object.metadata.uid ?? '';
@@ -271,6 +316,6 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
     : previousUsers === undefined
       ? [{ type: 'Normal', reason: 'Synced', message: `${users.length} users synced` }]
       : [{ type: 'Normal', reason: 'UsersChanged', message: `Users changed: ${describeDiff(diff)}` }];
-  const plan = settle(input, { reason: 'Synced', users, skipped }, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events });
+  const plan = settle(input, { reason: 'Synced', users, skipped }, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
   return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
 }

@@ -1,8 +1,27 @@
 import type { Logger } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
-import { nssConfigMapName, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
-import type { UserSource } from '../provider/user-source.js';
-import { credentialsSecretOf, planListing, planSync, type ConfigMapState, type FailureMemo, type Plan, type PlanInput } from './plan.js';
+import { formatDuration, parseDuration } from '../api/duration.js';
+import type { KeyBudgets } from '../budget/key-budgets.js';
+import { syncKindOf } from '../budget/sync-kind.js';
+import { CONTENT_HASH_ANNOTATION, nssConfigMapName, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
+import { accessKeyIdentity } from '../provider/key-identity.js';
+import type { ListResult, UserSource } from '../provider/user-source.js';
+import { MAX_PAGE_SIZE } from '../provider/wire.js';
+import { formatTimestamp } from '../runtime/clock.js';
+import {
+  credentialsSecretOf,
+  memoOf,
+  planDeferred,
+  planListing,
+  planSync,
+  type ConfigMapState,
+  type FailureMemo,
+  type ListingRequest,
+  type Plan,
+  type PlanInput,
+  type SyncSchedule,
+} from './plan.js';
+import { readyCondition } from './status.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
 import type { SecretRead } from './sync.js';
@@ -37,21 +56,32 @@ export interface ReconcileMetrics {
 export interface ReconcilerDeps {
   kube: KubePort;
   users: UserSource;
+  /** The access keys' budgets; the same object limits the UserSource's calls. */
+  budget: KeyBudgets;
   logger: Logger;
   metrics?: ReconcileMetrics;
   now?: () => Date;
-  random?: () => number;
+}
+
+/** Pages the last sync read, as far as status tells: before this process's first sync of the resource. */
+function pagesFromStatus(status: HpcClusterStatus | undefined): number {
+  return Math.max(1, Math.ceil(((status?.userCount ?? 0) + (status?.skippedUserCount ?? 0)) / MAX_PAGE_SIZE));
+}
+
+/** Both ConfigMaps exist and hold what the operator wrote (no drift to repair). */
+function configMapsIntact(configMaps: PlanInput['configMaps']): boolean {
+  return [configMaps.users, configMaps.nss].every((cm) => cm?.dataHash !== undefined && cm.dataHash === cm.annotations?.[CONTENT_HASH_ANNOTATION]);
 }
 
 export class HpcClusterReconciler {
   /** Failures that retrying cannot mend, by key, with what they were computed from. */
   private readonly memos = new Map<string, FailureMemo>();
+  /** What each resource's last sync in this process was computed from: tells periodic syncs from asked-for ones. */
+  private readonly lastSyncs = new Map<string, FailureMemo>();
   private readonly now: () => Date;
-  private readonly random: () => number;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
-    this.random = deps.random ?? Math.random;
   }
 
   /**
@@ -77,7 +107,8 @@ export class HpcClusterReconciler {
       return { outcome: 'success' };
     }
     const fields = { ...line(), result: plan.reason, outcome: plan.result.outcome, ...plan.listed };
-    if (plan.failure === undefined) this.deps.logger.info(fields, 'reconciled');
+    if (plan.reason === 'Deferred') this.deps.logger.info({ ...fields, retryInMs: 'requeueAfterMs' in plan.result ? plan.result.requeueAfterMs : undefined }, 'sync deferred');
+    else if (plan.failure === undefined) this.deps.logger.info(fields, 'reconciled');
     else this.deps.logger.warn({ ...fields, retry: plan.failure.retry, error: plan.failure.message }, 'reconcile failed');
     return plan.result;
   }
@@ -89,6 +120,8 @@ export class HpcClusterReconciler {
     const object = kube.getHpcCluster(key);
     if (object === undefined) {
       this.memos.delete(id);
+      this.lastSyncs.delete(id);
+      this.deps.budget.forget(id);
       return undefined;
     }
     const secretName = credentialsSecretOf(object);
@@ -104,19 +137,69 @@ export class HpcClusterReconciler {
       configMaps: { users: await configMap(usersConfigMapName(key.name)), nss: await configMap(nssConfigMapName(key.name)) },
       memo: this.memos.get(id),
       now: this.now(),
-      jitter: this.random(),
     };
     const first = planListing(input);
-    let plan: Plan;
-    if ('plan' in first) plan = first.plan;
-    else {
-      const { target, credentials } = first.request;
-      plan = planSync(input, first.request, await this.deps.users.listUsers(target, credentials, signal));
-    }
+    const plan = 'plan' in first ? first.plan : await this.budgetedSync(id, input, first.request, signal);
     if (plan.memo === undefined) this.memos.delete(id);
     else this.memos.set(id, plan.memo);
+    // A resource that does not sync periodically (invalid, suspended, stalled) takes no share of its key's budget.
+    if ('plan' in first || plan.memo !== undefined) this.deps.budget.forget(id);
     await this.carryOut(object, key, plan, signal);
     return plan;
+  }
+
+  /**
+   * The sync, as its access key's budget allows: it is put off when the key cannot give its
+   * calls now (the worker moves on), a QuotaExceeded pauses every resource of the key, and
+   * the next sync is the resource's slot in the key's plan.
+   */
+  private async budgetedSync(id: string, input: PlanInput, request: ListingRequest, signal: AbortSignal): Promise<Plan> {
+    const { budget } = this.deps;
+    const { spec, target, credentials } = request;
+    const accessKey = accessKeyIdentity(target.endpoint, credentials.accessKeyId, credentials.secretAccessKey);
+    const intervalMs = parseDuration(spec.syncInterval) ?? 600_000;
+    budget.track(id, accessKey, intervalMs, { cost: pagesFromStatus(input.object.status) });
+    const inputs = memoOf(input);
+    const ready = readyCondition(input.object.status);
+    const kind = syncKindOf(this.lastSyncs.get(id), inputs, {
+      configMapsIntact: configMapsIntact(input.configMaps),
+      statusSynced: ready?.reason === 'Synced' && input.object.status?.observedGeneration === (input.object.metadata.generation ?? 0),
+    });
+    const admission = budget.admit(id, kind);
+    if (!admission.granted) {
+      const message =
+        admission.reason === 'key-paused'
+          ? `the provider answered QuotaExceeded for access key ${accessKey.short}: every resource on it waits until ${formatTimestamp(new Date(admission.retryAt))}`
+          : `access key ${accessKey.short} has no calls left in its budget for now: the sync runs as soon as it has (see the hpc_user_operator_key_* metrics)`;
+      return planDeferred(input, message, admission.retryAt - this.now().getTime(), this.scheduleOf(id, intervalMs));
+    }
+    this.lastSyncs.set(id, inputs);
+    let answer: ListResult;
+    try {
+      answer = await this.deps.users.listUsers(target, credentials, signal);
+    } finally {
+      admission.release();
+    }
+    if ('listing' in answer) budget.synced(id, answer.listing.pages);
+    else if (answer.failure.reason === 'QuotaExceeded') {
+      // The key is spent for every resource on it, not just this one.
+      const until = budget.quotaExceeded(accessKey.id) ?? this.now().getTime() + intervalMs;
+      const message = `${answer.failure.message}; every resource on access key ${accessKey.short} waits until ${formatTimestamp(new Date(until))}`;
+      answer = { failure: { ...answer.failure, message, retry: { afterMs: Math.max(1, until - this.now().getTime()) } } };
+    }
+    return planSync(input, request, answer, this.scheduleOf(id, intervalMs));
+  }
+
+  /** The budget's word on a tracked resource: its next slot, and its interval when stretched. */
+  private scheduleOf(id: string, intervalMs: number): SyncSchedule {
+    const { budget } = this.deps;
+    const stretchedMs = budget.stretchedIntervalMs(id);
+    const because = budget.describeKeyOf(id);
+    return {
+      nextSyncMs: budget.delayAfterSyncMs(id) ?? intervalMs,
+      ...(stretchedMs === undefined ? {} : { stretchedInterval: formatDuration(stretchedMs) }),
+      ...(because === undefined ? {} : { stretchedBecause: because }),
+    };
   }
 
   private async carryOut(object: HpcClusterObject, key: ObjectKey, plan: Plan, signal: AbortSignal): Promise<void> {

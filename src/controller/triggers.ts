@@ -1,9 +1,7 @@
 import type { HpcClusterObject } from '../api/hpccluster.js';
-import { parseDuration } from '../api/duration.js';
 import { CONTENT_HASH_ANNOTATION } from '../render/configmaps.js';
 import type { CachedConfigMap } from './cached-objects.js';
 import type { ObjectKey } from './object-key.js';
-import { readyCondition } from './status.js';
 import { credentialsSecretOf, SYNC_REQUESTED_ANNOTATION } from './plan.js';
 
 /**
@@ -34,22 +32,4 @@ export function referencedSecrets(object: HpcClusterObject): ObjectKey[] {
   const namespace = object.metadata.namespace;
   const name = credentialsSecretOf(object);
   return namespace === undefined || name === undefined ? [] : [{ namespace, name }];
-}
-
-/**
- * When to sync a resource found at start-up. One whose last sync is current is due at its
- * next periodic sync, so a restart does not make every resource call the API at once;
- * anything else (new generation, a failure, a missing ConfigMap) is due now.
- */
-export function startupDelayMs(object: HpcClusterObject, configMapsPresent: boolean, now: number, random: () => number): number {
-  const status = object.status;
-  const ready = readyCondition(status);
-  if (!configMapsPresent || ready?.status !== 'True' || ready.reason !== 'Synced') return 0;
-  if (status?.observedGeneration !== object.metadata.generation) return 0;
-  const interval = parseDuration((object.spec as { syncInterval?: string } | undefined)?.syncInterval ?? '') ?? 0;
-  const lastSync = Date.parse(status?.lastSuccessfulSyncTime ?? '');
-  if (interval === 0 || !Number.isFinite(lastSync)) return 0;
-  const remaining = lastSync + interval - now;
-  // Spread what is already due over a tenth of the interval instead of all at once.
-  return remaining > 0 ? remaining : Math.round(random() * interval * 0.1);
 }

@@ -7,7 +7,7 @@ import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.j
 import type { EndpointAllowList } from './endpoint-policy.js';
 import { accessKeyIdentity } from './key-identity.js';
 import { duplicateRowProblem, laterPageOffsets, pageProblem } from './pagination.js';
-import { sharedRateLimiters, type TokenBucket } from './rate-limiter.js';
+import { sharedRateLimiters, type CallLimiter } from './rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from './retry.js';
 import { scrubProviderText } from './scrub.js';
 import { SIGNATURE_METHOD, SIGNATURE_VERSION, signQuery } from './signature.js';
@@ -91,8 +91,8 @@ export interface HpcApiClientOptions {
   /** Pages fetched at once once the first page has told the total. Default 4. */
   pageConcurrency?: number;
   retry?: RetryPolicy;
-  /** Default: the process-wide bucket of this access key's identity. */
-  rateLimiter?: TokenBucket;
+  /** Default: the process-wide bucket of this key. The operator's never waits (see KeyBudgets). */
+  rateLimiter?: CallLimiter;
   /** A keep-alive agent to share; default: one owned by this client (see `close`). */
   agent?: http.Agent;
   clock?: Clock;
@@ -157,7 +157,7 @@ export class HpcApiClient {
   private readonly pageConcurrency: number;
   private readonly limits: SyncLimits;
   private readonly retry: RetryPolicy;
-  private readonly rateLimiter: TokenBucket;
+  private readonly rateLimiter: CallLimiter;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly onRequest: ((outcome: RequestOutcome) => void) | undefined;

@@ -26,8 +26,18 @@ export function rateLimitOf(calls: number, intervalMs: number): RateLimit {
 
 export const PROVIDER_RATE_LIMIT: RateLimit = rateLimitOf(2000, 3_600_000);
 
+/** What a client takes one token from before each HTTP attempt. */
+export interface CallLimiter {
+  acquire(signal?: AbortSignal): Promise<void>;
+}
+
+/** The limiter of each access key, by its identity. */
+export interface CallLimiters {
+  forKey(key: AccessKeyIdentity): CallLimiter;
+}
+
 /** Hands out one token per API call; waiters are served in arrival order. */
-export class TokenBucket {
+export class TokenBucket implements CallLimiter {
   private tokens: number;
   private updatedAt: number;
   private readonly perMs: number;
@@ -96,7 +106,7 @@ export class TokenBucket {
  * One bucket per access key identity (endpoint, key id and secret digest): every cluster
  * using the same key shares its budget, and nobody who merely knows a key id can spend it.
  */
-export class RateLimiterRegistry {
+export class RateLimiterRegistry implements CallLimiters {
   private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(

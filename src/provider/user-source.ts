@@ -3,7 +3,7 @@ import { validateUsers, type ValidatedUsers } from '../domain/validate.js';
 import { HpcApiClient, type HpcApiClientOptions } from './client.js';
 import { ProviderError, RetCode, type ProviderErrorKind } from './errors.js';
 import { accessKeyIdentity } from './key-identity.js';
-import { RateLimiterRegistry, sharedRateLimiters } from './rate-limiter.js';
+import { sharedRateLimiters, type CallLimiters } from './rate-limiter.js';
 import { QUOTA_BACKOFF_MS } from './retry.js';
 
 /**
@@ -65,7 +65,7 @@ export function failureOf(err: ProviderError): SyncFailure {
 type ClientFactory = (options: HpcApiClientOptions) => HpcApiClient;
 
 export type HpcUserSourceOptions = Partial<Omit<HpcApiClientOptions, 'endpoint' | 'credentials' | 'allowInsecureHttp' | 'rateLimiter'>> & {
-  rateLimiters?: RateLimiterRegistry;
+  rateLimiters?: CallLimiters;
 };
 
 /** The Shanhe Cloud / QingCloud HPC API as a UserSource; one keep-alive client per endpoint and key. */
@@ -73,7 +73,7 @@ export class HpcUserSource implements UserSource {
   /** One client per endpoint and access key id, with the identity (secret digest included) it signs as. */
   private readonly clients = new Map<string, { identity: string; client: HpcApiClient }>();
 
-  private readonly rateLimiters: RateLimiterRegistry;
+  private readonly rateLimiters: CallLimiters;
   private readonly clientOptions: Partial<HpcApiClientOptions>;
 
   /** `rateLimiters`: the per-key budgets; default the process-wide one at the provider's limit. */

@@ -35,15 +35,18 @@ const SECRET = 'shanhe-api-key';
 const OWN_KEY = { id: 'OWNACCESSKEYID', secret: 'own-secret-access-key' };
 /** The label that lends a Secret to the operator. */
 const LENT = { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE };
+/** QuotaExceeded pauses every resource of the key that met it: the resource that meets it has a key of its own. */
+const QUOTA_KEY = { id: 'QUOTAACCESSKEYID', secret: 'quota-secret-access-key' };
 
 beforeAll(async () => {
   admin = testKubeConfig();
   core = admin.makeApiClient(CoreV1Api);
   await installCrd(admin);
   namespace = await createTestNamespace(admin, 'sync');
-  simulator = await startSimulator({ accessKeys: [DEV_ACCESS_KEY, OWN_KEY] });
+  simulator = await startSimulator({ accessKeys: [DEV_ACCESS_KEY, OWN_KEY, QUOTA_KEY] });
   await createCredentialsSecret(admin, namespace, SECRET, DEV_ACCESS_KEY);
   await createCredentialsSecret(admin, namespace, 'own-key', OWN_KEY);
+  await createCredentialsSecret(admin, namespace, 'quota-key', QUOTA_KEY);
   operator = await startOperator(await operatorKubeConfig(admin, namespace), namespace);
 });
 
@@ -188,7 +191,7 @@ describe('a failing provider leaves the ConfigMaps byte-identical', () => {
     const name = `fault-${String(faults.findIndex(([n]) => n === _name))}`;
     const clusterId = `hpc-${name}`;
     // Three pages, so the pagination faults have pages to disagree across.
-    await syncedCluster(name, clusterId, users('f', 250));
+    await syncedCluster(name, clusterId, users('f', 250), reason === 'QuotaExceeded' ? { credentialsSecretRef: { name: 'quota-key' } } : {});
     const before = await configMaps(name);
     simulator.setFaults(fault);
     try {

@@ -1,9 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { HpcClusterObject } from '../../src/api/hpccluster.js';
-import { nextStatus } from '../../src/controller/status.js';
 import { cachedConfigMap } from '../../src/controller/cached-objects.js';
-import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets, startupDelayMs } from '../../src/controller/triggers.js';
+import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets } from '../../src/controller/triggers.js';
 import { configMapManifest, contentHashOf, renderConfigMaps } from '../../src/render/configmaps.js';
 
 const object = (generation: number, annotations: Record<string, string> = {}): HpcClusterObject => ({
@@ -59,28 +58,5 @@ describe('referencedSecrets', () => {
     expect(referencedSecrets(object(1))).toEqual([{ namespace: 'ns', name: 's' }]);
     expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1' } })).toEqual([]);
     expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1', zone: 'z', credentialsSecretRef: { name: 's' }, suspend: true } })).toEqual([]);
-  });
-});
-
-describe('startupDelayMs', () => {
-  const synced = (at: Date): HpcClusterObject => ({
-    ...object(1),
-    status: nextStatus(undefined, 1, { reason: 'Synced', users: [], skipped: [] }, at, ['c-users', 'c-nss']),
-  });
-  const t = Date.parse('2026-01-01T00:00:00Z');
-
-  it('waits for the next periodic sync of a resource that is current', () => {
-    expect(startupDelayMs(synced(new Date(t)), true, t + 60_000, () => 0)).toBe(540_000);
-  });
-
-  it('spreads overdue resources over a tenth of the interval', () => {
-    expect(startupDelayMs(synced(new Date(t)), true, t + 3_600_000, () => 0.5)).toBe(30_000);
-  });
-
-  it('syncs at once when a ConfigMap is missing, the spec is new, or the last sync failed', () => {
-    expect(startupDelayMs(synced(new Date(t)), false, t + 1, () => 0)).toBe(0);
-    expect(startupDelayMs({ ...synced(new Date(t)), metadata: { ...object(2).metadata } }, true, t + 1, () => 0)).toBe(0);
-    const failed = { ...object(1), status: nextStatus(undefined, 1, { reason: 'ListUsersFailed', message: 'x', retry: 'backoff' }, new Date(t), []) };
-    expect(startupDelayMs(failed, true, t + 1, () => 0)).toBe(0);
   });
 });

@@ -23,10 +23,10 @@ import fetch from 'node-fetch';
 import { pino } from 'pino';
 import { parse } from 'yaml';
 import { API_VERSION, CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
+import { KeyBudgets } from '../../src/budget/key-budgets.js';
 import { Manager } from '../../src/controller/manager.js';
 import { OperatorMetrics } from '../../src/controller/metrics.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
-import { rateLimitOf, RateLimiterRegistry } from '../../src/provider/rate-limiter.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
 import { CertificateKeeper } from '../../src/webhook/certificate-keeper.js';
 import type { AccessKey } from '../simulator/server.js';
@@ -169,6 +169,8 @@ export async function startOperator(
   const metrics = new OperatorMetrics();
   const logger = pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' });
   const webhook = options.webhook;
+  // The simulator's quota is the one under test; the operator's own budget stays out of the way.
+  const budget = new KeyBudgets({ defaultRate: { calls: 1_000_000, windowMs: 3_600_000 } });
   const manager = new Manager({
     kubeConfig,
     namespaces: watched,
@@ -178,10 +180,10 @@ export async function startOperator(
       // The simulators of the tests listen on loopback ports of their own.
       allowedEndpoints: options.allowedEndpoints ?? new EndpointAllowList([], true),
       retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
-      // The simulator's quota is the one under test; the client's own budget stays out of the way.
-      rateLimiters: new RateLimiterRegistry(rateLimitOf(1_000_000, 3_600_000)),
+      rateLimiters: budget,
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     }),
+    budget,
     metrics,
     logger,
     identity: options.identity ?? `test-${namespace}`,

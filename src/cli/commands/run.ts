@@ -6,9 +6,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Manager, type ManagerOptions } from '../../controller/manager.js';
 import { OperatorMetrics } from '../../controller/metrics.js';
+import { KeyBudgets } from '../../budget/key-budgets.js';
+import { parseCallRate, type CallRate } from '../../budget/plan.js';
 import { DEFAULT_SYNC_LIMITS } from '../../provider/client.js';
 import { EndpointAllowList, PROVIDER_ENDPOINTS } from '../../provider/endpoint-policy.js';
-import { rateLimitOf, RateLimiterRegistry, type RateLimit } from '../../provider/rate-limiter.js';
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
 import { loadKubeConfig } from '../../runtime/kubeconfig.js';
@@ -66,15 +67,11 @@ function webhookFlags(values: FlagValues, kubeConfig: KubeConfig, logger: Logger
 }
 
 /** `2000/1h`: calls per duration. */
-function rateLimitFlag(values: FlagValues): RateLimit {
+function rateLimitFlag(values: FlagValues): CallRate {
   const text = optionalString(values, 'provider-rate-limit') ?? DEFAULTS.providerRateLimit;
-  const [count, per] = text.split('/');
-  const calls = Number(count);
-  const intervalMs = parseDuration(per ?? '');
-  if (!Number.isInteger(calls) || calls < 1 || intervalMs === undefined || intervalMs <= 0) {
-    throw new UsageError(`--provider-rate-limit must be calls/duration like 2000/1h, got "${text}"`);
-  }
-  return rateLimitOf(calls, intervalMs);
+  const rate = parseCallRate(text);
+  if (rate === undefined) throw new UsageError(`--provider-rate-limit must be calls/duration like 2000/1h, got "${text}"`);
+  return rate;
 }
 
 /** `max` defaults to MAX_FLAG_DURATION; a duration no timer waits for (a certificate's life) may be longer. */
@@ -121,7 +118,8 @@ Flags:
   --drain-timeout DURATION           how long SIGTERM waits for in-flight reconciles (default ${DEFAULTS.drainTimeout})
   --provider-timeout DURATION        timeout of one provider API request (default ${DEFAULTS.providerTimeout})
   --provider-ca-file FILE            PEM bundle trusted for the provider endpoint instead of the system CAs
-  --provider-rate-limit N/DURATION   API calls allowed per access key (default ${DEFAULTS.providerRateLimit}, the provider's quota)
+  --provider-rate-limit N/DURATION   API calls the provider allows each access key (default ${DEFAULTS.providerRateLimit}, its
+                                     documented quota); the operator plans 95% of it
   --allowed-endpoints URL[,URL...]   the only provider endpoints an HpcCluster may name; the access key is
                                      sent nowhere else (default ${PROVIDER_ENDPOINTS.join(',')})
   --allow-loopback-endpoints         also allow any port on 127.0.0.1, ::1 and localhost: the simulator of
@@ -197,11 +195,12 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     const kubeConfig = loadKubeConfig(optionalString(values, 'kubeconfig'));
     const identity = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
     const metrics = new OperatorMetrics();
+    const budget = new KeyBudgets({ defaultRate: rateLimit });
     const userSource = new HpcUserSource({
       timeoutMs,
       allowedEndpoints,
       limits,
-      rateLimiters: new RateLimiterRegistry(rateLimit),
+      rateLimiters: budget,
       ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     });
@@ -213,6 +212,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
       namespaces,
       concurrency,
       userSource,
+      budget,
       metrics,
       logger,
       identity,

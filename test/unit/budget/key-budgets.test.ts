@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { KeyBudgets } from '../../../src/budget/key-budgets.js';
 
-const keyA = { id: 'endpoint\nA\ndigest-a', label: 'aaaaaaaaaaaa' };
-const keyB = { id: 'endpoint\nB\ndigest-b', label: 'bbbbbbbbbbbb' };
+const keyA = { id: 'endpoint\nA\ndigest-a', short: 'aaaaaaaaaaaa' };
+const keyB = { id: 'endpoint\nB\ndigest-b', short: 'bbbbbbbbbbbb' };
 const hour = 3_600_000;
 
 function budgets(start = 0) {
@@ -70,31 +70,21 @@ describe('KeyBudgets', () => {
     expect(b.effectiveIntervalMs('ns/r0')).toBe(600_000);
     for (let i = 0; i < 40; i++) b.synced(`ns/r${i}`, 10);
     expect(b.effectiveIntervalMs('ns/r0')).toBe(900_000);
+    expect(b.stretchedIntervalMs('ns/r0')).toBe(900_000);
     expect(b.report()).toEqual([
-      expect.objectContaining({ label: keyA.label, resources: 40, stretched: 40, budgetPerHour: 1900, demandPerHour: 2400 }),
+      expect.objectContaining({ label: keyA.short, resources: 40, stretched: 40, budgetPerHour: 1900, demandPerHour: 2400 }),
     ]);
     for (let i = 10; i < 40; i++) b.forget(`ns/r${i}`);
     expect(b.effectiveIntervalMs('ns/r0')).toBe(600_000);
+    expect(b.stretchedIntervalMs('ns/r0')).toBeUndefined();
     expect(b.report()[0]).toMatchObject({ resources: 10, stretched: 0 });
-  });
-
-  it("uses the lowest rate its resources' Secrets declare, and the default without one", () => {
-    const { budgets: b } = budgets();
-    b.track('ns/a', keyA, 600_000, { declaredRate: { calls: 10_000, windowMs: hour } });
-    expect(b.report()[0]?.budgetPerHour).toBe(9500);
-    b.track('other/a', keyA, 600_000, { declaredRate: { calls: 4_000, windowMs: hour } });
-    expect(b.report()[0]?.budgetPerHour).toBe(3800);
-    b.forget('other/a');
-    b.forget('ns/a');
-    b.track('ns/a', keyA, 600_000);
-    expect(b.report()[0]?.budgetPerHour).toBe(1900);
   });
 
   it('moves a resource whose Secret now holds another key', () => {
     const { budgets: b } = budgets();
     b.track('ns/a', keyA, 600_000);
     b.track('ns/a', keyB, 600_000);
-    expect(b.report().map((r) => [r.label, r.resources])).toEqual([[keyB.label, 1]]);
+    expect(b.report().map((r) => [r.label, r.resources])).toEqual([[keyB.short, 1]]);
   });
 
   it("spreads a key's periodic syncs evenly over the interval", () => {
@@ -102,5 +92,17 @@ describe('KeyBudgets', () => {
     for (let i = 0; i < 4; i++) b.track(`ns/r${i}`, keyA, 60_000);
     const due = [0, 1, 2, 3].map((i) => (clock.time + (b.delayAfterSyncMs(`ns/r${i}`) ?? NaN)) % 60_000).sort((x, y) => x - y);
     expect(due).toEqual([0, 15_000, 30_000, 45_000]);
+  });
+
+  it("is the provider client's limiter: each call is counted at once, nothing waits", async () => {
+    const { budgets: b } = budgets();
+    b.track('ns/a', keyA, 600_000);
+    const limiter = b.forKey(keyA);
+    for (let i = 0; i < 200; i++) await limiter.acquire();
+    expect(b.report()[0]?.tokens).toBeCloseTo(95 - 200);
+    expect(b.admit('ns/a', 'on-demand').granted).toBe(false);
+    const aborted = new AbortController();
+    aborted.abort(new Error('deleted'));
+    await expect(limiter.acquire(aborted.signal)).rejects.toThrow('deleted');
   });
 });

@@ -6,12 +6,14 @@ import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { HpcUser } from '../../../src/domain/user.js';
 import {
   credentialsSecretOf,
+  planDeferred,
   planListing,
   planSync,
   type ConfigMapState,
   type ListingRequest,
   type Plan,
   type PlanInput,
+  type SyncSchedule,
 } from '../../../src/controller/plan.js';
 import { contentHashOf, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult } from '../../../src/provider/user-source.js';
@@ -44,7 +46,7 @@ function object(spec: Record<string, unknown> = {}, meta: Partial<HpcClusterObje
 }
 
 function input(over: Partial<PlanInput> = {}): PlanInput {
-  return { object: object(), secret: SECRET, configMaps: {}, memo: undefined, now: NOW, jitter: 0, ...over };
+  return { object: object(), secret: SECRET, configMaps: {}, memo: undefined, now: NOW, ...over };
 }
 
 const listed = (users: HpcUser[], skipped: { username: string; reason: string }[] = []): ListResult => ({
@@ -58,9 +60,9 @@ function request(of: PlanInput): ListingRequest {
   return first.request;
 }
 
-/** Both steps, as the reconciler runs them. */
-function plan(of: PlanInput, answer: ListResult): Plan {
-  return planSync(of, request(of), answer);
+/** Both steps, as the reconciler runs them; the key's budget says: next sync in 10 minutes. */
+function plan(of: PlanInput, answer: ListResult, schedule: SyncSchedule = { nextSyncMs: 600_000 }): Plan {
+  return planSync(of, request(of), answer, schedule);
 }
 
 function settled(of: PlanInput): Plan {
@@ -198,8 +200,34 @@ describe('planSync', () => {
     expect(p.failure).toBeUndefined();
   });
 
-  it('spreads the periodic sync by up to 10%', () => {
-    expect(plan(input({ jitter: 0.5 }), listed([user('ann', 2000)])).result).toEqual({ outcome: 'success', requeueAfterMs: 630_000 });
+  it("comes back at the slot the key's budget gives, and says when it stretched the interval, once", () => {
+    const stretched = { nextSyncMs: 840_000, stretchedInterval: '15m', stretchedBecause: 'access key abc serves 40 resources' };
+    const first = plan(input(), listed([user('ann', 2000)]), stretched);
+    expect(first.result).toEqual({ outcome: 'success', requeueAfterMs: 840_000 });
+    expect(first.status?.effectiveSyncInterval).toBe('15m');
+    expect(first.events).toContainEqual({
+      type: 'Warning',
+      reason: 'SyncIntervalStretched',
+      message: 'syncing every 15m instead of spec.syncInterval 10m: access key abc serves 40 resources',
+    });
+    const synced = input({ object: object({}, {}, first.status) });
+    expect(plan(synced, listed([user('ann', 2000)]), stretched).events).toEqual([]);
+    const restored = plan(synced, listed([user('ann', 2000)]));
+    expect(restored.status?.effectiveSyncInterval).toBeUndefined();
+    expect(restored.events).toEqual([{ type: 'Normal', reason: 'SyncIntervalRestored', message: 'spec.syncInterval (10m) applies again' }]);
+  });
+
+  it('puts off a sync its key cannot pay for: a synced resource keeps its status, a new one says why', () => {
+    const synced = input({ object: object({}, {}, plan(input(), listed([user('ann', 2000)])).status) });
+    expect(planDeferred(synced, 'no calls left', 5_000, { nextSyncMs: 600_000 })).toMatchObject({
+      status: undefined,
+      events: [],
+      result: { outcome: 'requeue_after', requeueAfterMs: 5_000 },
+      reason: 'Deferred',
+    });
+    const fresh = planDeferred(input(), 'no calls left', 5_000, { nextSyncMs: 600_000 });
+    expect(fresh.result).toEqual({ outcome: 'requeue_after', requeueAfterMs: 5_000 });
+    expect(ready(fresh)).toMatchObject({ status: 'False', reason: 'QuotaExceeded', message: 'no calls left' });
   });
 
   it('writes nothing when nothing changed upstream', () => {

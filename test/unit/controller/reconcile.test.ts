@@ -4,6 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
 import type { ConfigMapState } from '../../../src/controller/plan.js';
+import { KeyBudgets } from '../../../src/budget/key-budgets.js';
 import { HpcClusterReconciler, type KubePort } from '../../../src/controller/reconcile.js';
 import type { ObjectKey } from '../../../src/controller/object-key.js';
 import type { SecretRead } from '../../../src/controller/sync.js';
@@ -64,7 +65,10 @@ function setup(answer: () => ListResult | Promise<ListResult>) {
     },
     close: () => undefined,
   };
-  const reconciler = new HpcClusterReconciler({ kube, users, logger, random: () => 0 });
+  // A clock on a slot boundary: the next periodic sync is one whole interval away.
+  const now = Date.parse('2027-01-15T08:00:00Z');
+  const budget = new KeyBudgets({ now: () => now });
+  const reconciler = new HpcClusterReconciler({ kube, users, budget, logger, now: () => new Date(now) });
   return { kube, lines, reconciler, calls: () => calls };
 }
 
