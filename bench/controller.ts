@@ -65,7 +65,7 @@ export interface ControllerBenchResult {
 }
 
 /** When each HpcCluster of a namespace was first seen Ready=True (Synced), from a watch. */
-class ReadyTimes {
+export class ReadyTimes {
   private readonly readyAt = new Map<string, number>();
   private readonly informer: ResilientInformer<HpcClusterObject>;
 
@@ -105,10 +105,10 @@ class ReadyTimes {
   }
 }
 
-const mb = (kilobytes: number) => Math.round(kilobytes / 1024);
+export const mb = (kilobytes: number) => Math.round(kilobytes / 1024);
 
 /** A memory figure of a process from /proc/<pid>/status, in kB. */
-function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'));
   if (!match?.[1]) throw new Error(`no ${field} in /proc/${String(pid)}/status`);
   return Number(match[1]);
@@ -118,7 +118,7 @@ function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
  * CPU time a process has used, all threads, user + system, in ms: what the operator itself
  * spent, apart from the wall time, which the other processes on the machine share.
  */
-function cpuMs(pid: number): number {
+export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
   // After the command name (in parentheses, may hold spaces) come fields 3, 4, ...:
   // utime and stime are fields 14 and 15, in USER_HZ ticks (100 a second on Linux).
@@ -243,7 +243,7 @@ async function benchResync(bench: Bench, names: readonly string[]): Promise<Cont
   };
 }
 
-function formatTable(rows: readonly [string, string][]): string {
+export function formatTable(rows: readonly [string, string][]): string {
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`).join('\n');
 }
