@@ -11,14 +11,12 @@ import { budgetOf } from '../src/budget/plan.js';
 import { validateUsers } from '../src/domain/validate.js';
 import { configMapSizeProblem, renderConfigMaps } from '../src/render/configmaps.js';
 import { kubectlPath } from '../tools/controlplane/build.js';
-import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
+import { loadKubeConfig, startControlPlane } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
-import { createCredentialsSecret, hpcClusterManifest, installCrd, metricSamples, operatorKubeConfig } from '../tools/harness/operator.js';
-import { spawnOperator } from '../tools/harness/operator-process.js';
-import { waitFor } from '../tools/harness/wait-for.js';
+import { createCredentialsSecret, hpcClusterManifest, installCrd, metricSamples } from '../tools/harness/operator.js';
 import { startSimulator, type AccessKey, type CallRecord } from '../tools/simulator/server.js';
 import { generateUsers, toWireRow } from '../tools/simulator/store.js';
-import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes } from './controller.js';
+import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, startBenchOperator } from './controller.js';
 
 /**
  * The per-key budget at scale: 2,000 HpcClusters of 100 users on 20 access keys, the provider's
@@ -37,7 +35,6 @@ const QUOTA = 2_000;
 const WINDOW_SECONDS = 180;
 const INTERVAL = '30s';
 const MEASURED_WINDOWS = 2;
-const CONCURRENCY = 4;
 
 const execFileAsync = promisify(execFile);
 
@@ -99,21 +96,7 @@ export async function benchBudget(): Promise<void> {
     });
     cleanups.push(() => simulator.close());
 
-    const operatorKubeconfig = join(workDir, 'operator-kubeconfig');
-    writeKubeConfigFile(await operatorKubeConfig(admin, namespace), operatorKubeconfig);
-    const operatorAddr = `127.0.0.1:${String(await freePort())}`;
-    const operator = spawnOperator([
-      '--kubeconfig', operatorKubeconfig,
-      '--namespaces', namespace,
-      '--concurrency', String(CONCURRENCY),
-      '--log-level', 'warn',
-      '--provider-rate-limit', `${String(QUOTA)}/${String(WINDOW_SECONDS)}s`,
-      '--metrics-addr', operatorAddr,
-      '--health-addr', operatorAddr,
-    ]);
-    cleanups.push(() => operator.stop());
-    const operatorPid = await operator.pid();
-    await waitFor(() => fetch(`http://${operatorAddr}/readyz`).then((response) => response.ok), { timeoutMs: 60_000, description: 'operator /readyz' });
+    const { pid: operatorPid, address: operatorAddr } = await startBenchOperator(admin, namespace, workDir, `${String(QUOTA)}/${String(WINDOW_SECONDS)}s`, cleanups);
     const ready = new ReadyTimes(admin, namespace);
     cleanups.push(() => ready.stop());
     await ready.start();
@@ -168,7 +151,7 @@ export async function benchBudget(): Promise<void> {
       [
         `budget: ${String(CLUSTERS)} HpcClusters x ${String(USERS)} users on ${String(KEYS)} access keys, syncInterval ${INTERVAL}; simulator quota`,
         `${String(QUOTA)} calls / ${String(WINDOW_SECONDS)} s per key and --provider-rate-limit ${String(QUOTA)}/${String(WINDOW_SECONDS)}s (the provider's hour, compressed 20x).`,
-        `Operator: child process, --concurrency ${String(CONCURRENCY)}, against a local etcd + kube-apiserver. Measured over ${String(MEASURED_WINDOWS)} windows after all were Ready.`,
+        `Operator: child process, --concurrency 4, against a local etcd + kube-apiserver. Measured over ${String(MEASURED_WINDOWS)} windows after all were Ready.`,
         `Machine: ${String(availableParallelism())} CPUs, 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end.`,
         formatTable([
           ['kubectl apply -> all Ready', `${String(Math.round(allReadyAt - started))} ms`],

@@ -285,6 +285,43 @@ function report(result: ControllerBenchResult): string {
   ].join('\n');
 }
 
+/**
+ * `hpc-user-operator run` as a bench runs it: a child process acting as `namespace`'s
+ * ServiceAccount, --concurrency 4, --log-level warn, metrics and health on one known port;
+ * resolves once /readyz answers (its caches are synced and it reconciles at once).
+ */
+export async function startBenchOperator(
+  admin: KubeConfig,
+  namespace: string,
+  workDir: string,
+  providerRateLimit: string,
+  cleanups: (() => unknown)[],
+): Promise<{ pid: number; address: string }> {
+  const kubeconfig = join(workDir, 'operator-kubeconfig');
+  writeKubeConfigFile(await operatorKubeConfig(admin, namespace), kubeconfig);
+  // At --log-level warn the operator does not log its addresses: give it a known port.
+  const address = `127.0.0.1:${String(await freePort())}`;
+  const operator = spawnOperator([
+    '--kubeconfig', kubeconfig,
+    '--allow-loopback-endpoints',
+    '--namespaces', namespace,
+    '--concurrency', String(CONCURRENCY),
+    '--log-level', 'warn',
+    '--provider-rate-limit', providerRateLimit,
+    '--metrics-addr', address,
+    '--health-addr', address,
+  ]);
+  cleanups.push(() => operator.stop());
+  const pid = await operator.pid();
+  await Promise.race([
+    waitFor(() => fetch(`http://${address}/readyz`).then((response) => response.ok), { timeoutMs: 60_000, description: 'operator /readyz' }),
+    operator.exited.then((code) => {
+      throw new Error(`the operator exited (status ${String(code)}): ${JSON.stringify(operator.logs.slice(-5))}`);
+    }),
+  ]);
+  return { pid, address };
+}
+
 /** Runs the three controller measurements; prints and returns the numbers. */
 export async function benchController(): Promise<ControllerBenchResult> {
   // Undone in reverse order, each by its own handle, however the bench ends.
@@ -312,29 +349,7 @@ export async function benchController(): Promise<ControllerBenchResult> {
     });
     cleanups.push(() => simulator.close());
 
-    const operatorKubeconfig = join(workDir, 'operator-kubeconfig');
-    writeKubeConfigFile(await operatorKubeConfig(admin, namespace), operatorKubeconfig);
-    // At --log-level warn the operator does not log its addresses: give it a known port.
-    const operatorAddr = `127.0.0.1:${String(await freePort())}`;
-    const operator = spawnOperator([
-      '--kubeconfig', operatorKubeconfig,
-      '--allow-loopback-endpoints',
-      '--namespaces', namespace,
-      '--concurrency', String(CONCURRENCY),
-      '--log-level', 'warn',
-      '--provider-rate-limit', PROVIDER_RATE_LIMIT,
-      '--metrics-addr', operatorAddr,
-      '--health-addr', operatorAddr,
-    ]);
-    cleanups.push(() => operator.stop());
-    const operatorPid = await operator.pid();
-    // /readyz answers once the operator's caches are synced; it then reconciles at once.
-    await Promise.race([
-      waitFor(() => fetch(`http://${operatorAddr}/readyz`).then((response) => response.ok), { timeoutMs: 60_000, description: 'operator /readyz' }),
-      operator.exited.then((code) => {
-        throw new Error(`the operator exited (status ${String(code)}): ${JSON.stringify(operator.logs.slice(-5))}`);
-      }),
-    ]);
+    const { pid: operatorPid, address: operatorAddr } = await startBenchOperator(admin, namespace, workDir, PROVIDER_RATE_LIMIT, cleanups);
     const operatorIdleRssMb = mb(procStatusKb(operatorPid, 'VmRSS'));
 
     const ready = new ReadyTimes(admin, namespace);
