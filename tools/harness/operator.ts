@@ -169,8 +169,9 @@ export async function startOperator(
   const metrics = new OperatorMetrics();
   const logger = pino({ level: process.env.HPC_TEST_LOG_LEVEL ?? 'silent' });
   const webhook = options.webhook;
-  // The simulator's quota is the one under test; the operator's own budget stays out of the way.
-  const budget = new KeyBudgets({ defaultRate: { calls: 1_000_000, windowMs: 3_600_000 } });
+  // The simulator's quota is the one under test; the operator's own budget stays out of the way,
+  // and its window is short, so a QuotaExceeded a test provokes pauses that key for seconds only.
+  const budget = new KeyBudgets({ defaultRate: { calls: 1_000_000, windowMs: 10_000 } });
   const manager = new Manager({
     kubeConfig,
     namespaces: watched,
