@@ -3,12 +3,12 @@
 // and each test drives its own HpcCluster through one path of SPEC.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE } from '../../src/api/hpccluster.js';
+import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
 import { usersDigestOf } from '../../src/domain/trusted-users.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import type { FaultPatch } from '../../tools/simulator/faults.js';
-import type { SimulatedUser } from '../../tools/simulator/store.js';
+import { simulatedUser, type SimulatedUser } from '../../tools/simulator/store.js';
 import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
 import {
   createCredentialsSecret,
@@ -20,6 +20,7 @@ import {
   readHpcCluster,
   readyOf,
   startOperator,
+  syncedCluster as syncedClusterIn,
   waitForReady,
   type RunningOperator,
 } from '../../tools/harness/operator.js';
@@ -55,33 +56,12 @@ afterAll(async () => {
   await simulator?.close();
 });
 
-const user = (username: string, uid: number, over: Partial<SimulatedUser> = {}): SimulatedUser => ({
-  username,
-  uid,
-  gid: uid,
-  role: 'member',
-  nasMountPoint: `/public/shanhe/${username}`,
-  userId: `usr-${username}`,
-  hpcUserId: `hpcuser-${username}`,
-  ...over,
-});
-
 const users = (prefix: string, count: number, firstUid = 20000): SimulatedUser[] =>
-  Array.from({ length: count }, (_, i) => user(`${prefix}${String(i).padStart(3, '0')}`, firstUid + i));
+  Array.from({ length: count }, (_, i) => simulatedUser(`${prefix}${String(i).padStart(3, '0')}`, firstUid + i));
 
-/** A new HpcCluster on simulator cluster `clusterId`, waited until it first synced. */
-async function syncedCluster(name: string, clusterId: string, seed: SimulatedUser[], spec: Record<string, unknown> = {}) {
-  simulator.setUsers(clusterId, seed);
-  await createHpcCluster(admin, namespace, name, {
-    clusterId,
-    zone: 'jinan1a',
-    endpoint: simulator.url,
-    allowInsecureHttp: true,
-    credentialsSecretRef: { name: SECRET },
-    ...spec,
-  });
-  return waitForReady(admin, namespace, name, 'Synced');
-}
+/** A new HpcCluster on simulator cluster `clusterId`, on the Secret SECRET unless `spec` says otherwise, waited until it first synced. */
+const syncedCluster = (name: string, clusterId: string, seed: SimulatedUser[], spec: Partial<HpcClusterSpecInput> = {}) =>
+  syncedClusterIn(admin, simulator, { namespace, name, clusterId, secret: SECRET }, seed, spec);
 
 let syncRequests = 0;
 
@@ -114,7 +94,7 @@ async function eventsOf(name: string) {
 }
 
 test('a new HpcCluster becomes Ready with both ConfigMaps exactly as SPEC shows them', async () => {
-  const seed = [user('usr-vceaHsJu', 41522, { nasMountPoint: '/public/shanhe/s0723', hpcUserId: 'hpcuser-8a310ir1', userId: 'usr-vceaHsJu' }), user('bob', 41523, { gid: 41522, role: 'admin' })];
+  const seed = [simulatedUser('usr-vceaHsJu', 41522, { nasMountPoint: '/public/shanhe/s0723', hpcUserId: 'hpcuser-8a310ir1', userId: 'usr-vceaHsJu' }), simulatedUser('bob', 41523, { gid: 41522, role: 'admin' })];
   const object = await syncedCluster('chem-lab', 'hpc-qig9xu97', seed);
 
   const expectedUsers: HpcUser[] = [
@@ -154,8 +134,8 @@ test('a new HpcCluster becomes Ready with both ConfigMaps exactly as SPEC shows 
 });
 
 test('users added, removed and changed upstream arrive on a requested sync, with an event', async () => {
-  await syncedCluster('changes', 'hpc-changes', [user('ann', 30001), user('ben', 30002), user('cat', 30003)]);
-  simulator.addUser('hpc-changes', user('dan', 30004));
+  await syncedCluster('changes', 'hpc-changes', [simulatedUser('ann', 30001), simulatedUser('ben', 30002), simulatedUser('cat', 30003)]);
+  simulator.addUser('hpc-changes', simulatedUser('dan', 30004));
   simulator.removeUser('hpc-changes', 'ben');
   simulator.updateUser('hpc-changes', 'cat', { nasMountPoint: '/public/shanhe/cat-new' });
 
@@ -214,7 +194,7 @@ test('bad credentials stall with AuthenticationFailed without burning calls; a r
     namespace,
     body: { metadata: { name: 'wrong-key', labels: LENT }, stringData: { access_key_id: DEV_ACCESS_KEY.id, secret_access_key: 'not-the-secret' } },
   });
-  simulator.setUsers('hpc-auth', [user('eve', 40001)]);
+  simulator.setUsers('hpc-auth', [simulatedUser('eve', 40001)]);
   await createHpcCluster(admin, namespace, 'auth', { clusterId: 'hpc-auth', zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'wrong-key' } });
   const stalled = await waitForReady(admin, namespace, 'auth', 'AuthenticationFailed');
   expect(stalled.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'AuthenticationFailed' });
@@ -253,7 +233,7 @@ test('an unknown cluster (ret_code 2100) stalls with ListUsersFailed and is not 
   await waitFor(() => (simulator.stats().byRetCode['2100'] ?? 0) > calls, { description: 'the requested call' });
   expect(simulator.stats().byRetCode['2100']).toBe(calls + 1);
 
-  simulator.setUsers('hpc-found', [user('fay', 80001)]);
+  simulator.setUsers('hpc-found', [simulatedUser('fay', 80001)]);
   await patchHpcCluster(admin, namespace, 'unknown', { spec: { clusterId: 'hpc-found' } });
   const fixed = await waitForReady(admin, namespace, 'unknown', 'Synced', { generation: 2 });
   expect(fixed.status?.conditions?.find((c) => c.type === 'Stalled')?.status).toBe('False');
@@ -269,7 +249,7 @@ test('a missing Secret is CredentialsNotFound, saying what to create', async () 
 test('invalid rows are skipped and reported while the rest sync', async () => {
   simulator.setFaults({ invalidRows: ['bad-username', 'uid-zero', 'uid-not-a-number', 'relative-nas'] });
   try {
-    const object = await syncedCluster('skips', 'hpc-skips', [user('good', 50001)]);
+    const object = await syncedCluster('skips', 'hpc-skips', [simulatedUser('good', 50001)]);
     expect(object.status?.userCount).toBe(1);
     expect(object.status?.skippedUserCount).toBe(4);
     const reasons = object.status?.skippedUsers?.map((s) => s.reason).join('\n') ?? '';
@@ -307,12 +287,12 @@ test('a user list too large for a ConfigMap is refused and nothing is written', 
 });
 
 test('suspend stops API calls and writes; resuming syncs again', async () => {
-  await syncedCluster('paused', 'hpc-paused', [user('pat', 60001)], { credentialsSecretRef: { name: 'own-key' } });
+  await syncedCluster('paused', 'hpc-paused', [simulatedUser('pat', 60001)], { credentialsSecretRef: { name: 'own-key' } });
   const before = await configMaps('paused');
   await patchHpcCluster(admin, namespace, 'paused', { spec: { suspend: true } });
   const suspended = await waitForReady(admin, namespace, 'paused', 'Suspended', { generation: 2 });
   expect(readyOf(suspended)?.status).toBe('True');
-  simulator.addUser('hpc-paused', user('quin', 60002));
+  simulator.addUser('hpc-paused', simulatedUser('quin', 60002));
   const calls = simulator.stats().byAccessKey[OWN_KEY.id] ?? 0;
   await requestSync('paused', 'Suspended');
   expect(simulator.stats().byAccessKey[OWN_KEY.id] ?? 0).toBe(calls);
@@ -324,7 +304,7 @@ test('suspend stops API calls and writes; resuming syncs again', async () => {
 });
 
 test('an edited ConfigMap is restored and a deleted one recreated, without waiting for the periodic sync', async () => {
-  await syncedCluster('drift', 'hpc-drift', [user('dora', 70001)]);
+  await syncedCluster('drift', 'hpc-drift', [simulatedUser('dora', 70001)]);
   const [usersCm, nssCm] = await configMaps('drift');
   await core.replaceNamespacedConfigMap({
     namespace,

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
-import type { SimulatedUser } from '../../tools/simulator/store.js';
+import { simulatedUser, type SimulatedUser } from '../../tools/simulator/store.js';
+import type { HpcClusterSpecInput } from '../../src/api/hpccluster.js';
 import { serviceAccountKubeConfig } from '../../tools/controlplane/controlplane.js';
 import { apiStatusCode, createTestNamespace } from '../../tools/harness/cluster.js';
 import {
@@ -17,6 +18,7 @@ import {
   readConfigMap,
   readHpcCluster,
   startOperator,
+  syncedCluster as syncedClusterIn,
   waitForReady,
   type RunningOperator,
 } from '../../tools/harness/operator.js';
@@ -35,29 +37,12 @@ let operator: RunningOperator;
 /** A tenant of `research`: may write pods and ConfigMaps there, nothing else. */
 let tenant: CoreV1Api;
 
-const user = (username: string, uid: number, over: Partial<SimulatedUser> = {}): SimulatedUser => ({
-  username,
-  uid,
-  gid: 30000,
-  role: 'member',
-  nasMountPoint: `/public/shanhe/${username}`,
-  userId: `usr-${username}`,
-  hpcUserId: `hpcuser-${username}`,
-  ...over,
-});
+/** The users of these tests share group 30000 unless they say otherwise. */
+const user = (username: string, uid: number, over: Partial<SimulatedUser> = {}): SimulatedUser => simulatedUser(username, uid, { gid: 30000, ...over });
 
-async function syncedCluster(namespace: string, name: string, clusterId: string, seed: SimulatedUser[], spec: Record<string, unknown> = {}) {
-  simulator.setUsers(clusterId, seed);
-  await createHpcCluster(admin, namespace, name, {
-    clusterId,
-    zone: 'jinan1a',
-    endpoint: simulator.url,
-    allowInsecureHttp: true,
-    credentialsSecretRef: { name: 'shanhe-api-key' },
-    ...spec,
-  });
-  return waitForReady(admin, namespace, name, 'Synced');
-}
+/** A new HpcCluster in `namespace` on simulator cluster `clusterId`, waited until it first synced. */
+const syncedCluster = (namespace: string, name: string, clusterId: string, seed: SimulatedUser[], spec: Partial<HpcClusterSpecInput> = {}) =>
+  syncedClusterIn(admin, simulator, { namespace, name, clusterId, secret: 'shanhe-api-key' }, seed, spec);
 
 async function admissions(): Promise<number> {
   const metric = await operator.metrics.registry.getSingleMetric('hpc_user_operator_webhook_admissions_total')?.get();

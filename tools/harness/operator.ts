@@ -29,7 +29,8 @@ import { OperatorMetrics } from '../../src/controller/metrics.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
 import { CertificateKeeper } from '../../src/webhook/certificate-keeper.js';
-import type { AccessKey } from '../simulator/server.js';
+import type { AccessKey, Simulator } from '../simulator/server.js';
+import type { SimulatedUser } from '../simulator/store.js';
 import { kubectlPath } from '../controlplane/build.js';
 import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
 import { apiStatusCode } from './cluster.js';
@@ -268,6 +269,30 @@ export async function waitForReady(
     },
     { timeoutMs, description: `${namespace}/${name} Ready reason ${reason}` },
   );
+}
+
+/**
+ * A new HpcCluster `name` reading simulator cluster `clusterId` (given `users` first) with the
+ * credentials of Secret `secret`, waited until it first synced; `spec` adds to or overrides that.
+ */
+export async function syncedCluster(
+  admin: KubeConfig,
+  simulator: Pick<Simulator, 'setUsers' | 'url'>,
+  cluster: { namespace: string; name: string; clusterId: string; secret: string },
+  users: SimulatedUser[],
+  spec: Partial<HpcClusterSpecInput> = {},
+): Promise<HpcClusterObject> {
+  const { namespace, name, clusterId, secret } = cluster;
+  simulator.setUsers(clusterId, users);
+  await createHpcCluster(admin, namespace, name, {
+    clusterId,
+    zone: 'jinan1a',
+    endpoint: simulator.url,
+    allowInsecureHttp: true,
+    credentialsSecretRef: { name: secret },
+    ...spec,
+  });
+  return waitForReady(admin, namespace, name, 'Synced');
 }
 
 export async function readConfigMap(admin: KubeConfig, namespace: string, name: string): Promise<V1ConfigMap | undefined> {

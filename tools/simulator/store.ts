@@ -233,6 +233,23 @@ export function generateUsers(count: number, seed: number): SimulatedUser[] {
   return users;
 }
 
+/**
+ * One user with every field filled in the way the provider fills them: gid = uid, role
+ * member, NAS home `/public/shanhe/<username>`, ids from the username; `over` replaces any.
+ */
+export function simulatedUser(username: string, uid: number, over: Partial<SimulatedUser> = {}): SimulatedUser {
+  return {
+    username,
+    uid,
+    gid: uid,
+    role: 'member',
+    nasMountPoint: `/public/shanhe/${username}`,
+    userId: `usr-${username}`,
+    hpcUserId: `hpcuser-${username}`,
+    ...over,
+  };
+}
+
 /** Reads a `--users` file; YAML is a superset of JSON, so one parser reads both. */
 export async function loadUsersFile(path: string): Promise<ClusterSeed[]> {
   const text = await readFile(path, 'utf8');
