@@ -2,7 +2,8 @@
 // simulator with a sample lab. Builds the control plane binaries if they are not cached,
 // starts etcd and kube-apiserver, installs the CRD, starts the simulator with
 // dev/sample-users.yaml, creates a sample HpcCluster, runs the operator with readable logs and
-// prints what to type next. SIGINT or SIGTERM stops every process it started and exits 0.
+// its pod identity webhook, creates a sample Job whose pods claim a user by name, and prints
+// what to type next. SIGINT or SIGTERM stops every process it started and exits 0.
 //
 // State goes to $HPC_DEV_DIR (default .local/ in the project): controlplane/ (data, logs),
 // kubeconfig, bin/kubectl (the built kubectl), controlplane-build.log (go's output of a cold
@@ -17,12 +18,14 @@ import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
 import { prettyFactory } from 'pino-pretty';
 import { DEV_ACCESS_KEY } from '../tools/simulator/server.js';
 import { isAlive, loadKubeConfig, startControlPlane, stopDetachedControlPlane, type ControlPlane } from '../tools/controlplane/controlplane.js';
 import { ensureControlPlaneBinaries, linkKubectl, localPaths } from '../tools/controlplane/local.js';
-import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady } from '../tools/harness/operator.js';
+import { createCredentialsSecret, createHpcCluster, installCrd, waitForReady, WEBHOOK_CONFIGURATION } from '../tools/harness/operator.js';
+import { installWebhookConfiguration } from '../tools/harness/webhook.js';
+import { waitFor } from '../tools/harness/wait-for.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const guardScript = join(projectRoot, 'tools', 'controlplane', 'guard.sh');
@@ -39,6 +42,10 @@ const sample = {
   zone: 'jinan1a',
   syncInterval: '30s',
 };
+/** The operator's own namespace (its webhook's TLS Secret), as the shipped install names it. */
+const operatorNamespace = 'hpc-user-operator-system';
+/** A Job whose pods claim an HPC user by name: the webhook gives them the user's identity. */
+const sampleJob = { name: 'analysis', user: 'zhangwei' };
 /** The user the printed curl command adds: one more student in Prof. Wang's group. */
 const newUser = { username: 'lihua', uid: 2022, gid: 2000, role: 'member', nasMountPoint: '/public/shanhe/lihua' };
 const readyTimeoutMs = 60_000;
@@ -120,6 +127,7 @@ async function startSimulatorProcess(): Promise<{ simulator: DevProcess; url: st
 interface OperatorAddresses {
   metrics?: string;
   health?: string;
+  webhook?: string;
 }
 
 /** The operator, its JSON log lines printed through pino-pretty; resolves `started` with its addresses. */
@@ -132,6 +140,11 @@ function startOperatorProcess(): { operator: DevProcess; started: Promise<Operat
     '--drain-timeout', '5s',
     // The simulator listens on loopback, which a real install never allows.
     '--allow-loopback-endpoints',
+    // The webhook on loopback, reached by URL (there is no Service): its certificate is for 127.0.0.1.
+    '--webhook-addr', '127.0.0.1:0',
+    '--webhook-namespace', operatorNamespace,
+    '--webhook-cert-hosts', '127.0.0.1',
+    '--webhook-cert-check-interval', '2s',
   ]);
   const pretty = prettyFactory({ translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,component' });
   const started = new Promise<OperatorAddresses>((resolve) => {
@@ -151,7 +164,9 @@ function startOperatorProcess(): { operator: DevProcess; started: Promise<Operat
 }
 
 async function createSample(admin: KubeConfig, simulatorUrl: string): Promise<void> {
-  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: sample.namespace } } });
+  const core = admin.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: sample.namespace } } });
+  await core.createNamespace({ body: { metadata: { name: operatorNamespace } } });
   await createCredentialsSecret(admin, sample.namespace, sample.secret, DEV_ACCESS_KEY);
   await createHpcCluster(admin, sample.namespace, sample.name, {
     clusterId: sample.clusterId,
@@ -161,6 +176,36 @@ async function createSample(admin: KubeConfig, simulatorUrl: string): Promise<vo
     credentialsSecretRef: { name: sample.secret },
     syncInterval: sample.syncInterval,
   });
+}
+
+/**
+ * The shipped MutatingWebhookConfiguration, pointing at the operator's address; resolves once
+ * the operator has published its CA in it, so the apiserver can call the webhook.
+ */
+async function installWebhook(admin: KubeConfig, address: string): Promise<void> {
+  await installWebhookConfiguration(admin, address, operatorNamespace);
+  const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+  await waitFor(async () => (await admission.readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION })).webhooks?.every((w) => w.clientConfig.caBundle !== undefined), {
+    timeoutMs: readyTimeoutMs,
+    description: 'the webhook caBundle published by the operator',
+  });
+}
+
+/** A Job whose pod template claims `sampleJob.user` of the sample HpcCluster: no uid in it. */
+function sampleJobManifest(): V1Job {
+  return {
+    metadata: { name: sampleJob.name },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { 'hpc.shanhe.com/cluster': sample.name }, annotations: { 'hpc.shanhe.com/user': sampleJob.user } },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: 'analysis', image: 'busybox:1.37', command: ['sh', '-c', 'id && echo "$HOME"'] }],
+        },
+      },
+    },
+  };
 }
 
 function instructions(simulatorUrl: string, addresses: OperatorAddresses): string {
@@ -175,12 +220,17 @@ Try it, in another terminal:
   kubectl -n ${namespace} get cm ${name}-nss -o jsonpath='{.data.passwd}'
   kubectl -n ${namespace} get cm ${name}-nss -o jsonpath='{.data.group}'
 
+Job ${sampleJob.name} claims user ${sampleJob.user} by name; its pod got the user's identity at admission
+(no kubelet runs here, so it stays Pending: the stored pod spec is what to look at):
+  kubectl -n ${namespace} get pods -l job-name=${sampleJob.name} -o jsonpath='{.items[0].spec.securityContext}'
+  kubectl -n ${namespace} get pods -l job-name=${sampleJob.name} -o yaml
+
 Add a user to the simulator, then watch it arrive (within ${sample.syncInterval}) or ask for a sync now:
   curl -X POST ${simulatorUrl}/_admin/clusters/${clusterId}/users -d ${quotedUser}
   kubectl -n ${namespace} get hpcc -w
   kubectl -n ${namespace} annotate hpcc ${name} hpc.shanhe.com/sync-requested="$(date +%s)" --overwrite
 
-Operator metrics: http://${addresses.metrics ?? '(off)'}/metrics; simulator admin: ${simulatorUrl}/_admin/stats
+Operator metrics: http://${addresses.metrics ?? '(off)'}/metrics; webhook: https://${addresses.webhook ?? '(off)'}; simulator admin: ${simulatorUrl}/_admin/stats
 Ctrl-C stops everything.
 `;
 }
@@ -244,6 +294,14 @@ async function main(): Promise<number> {
     } catch (error) {
       if (signal !== undefined) throw error;
       console.log(`\n${sample.name} is not Ready after ${String(readyTimeoutMs / 1000)} s (${(error as Error).message}); the operator's log says why`);
+    }
+    try {
+      await unlessStopped(installWebhook(admin, addresses.webhook ?? ''));
+      await admin.makeApiClient(BatchV1Api).createNamespacedJob({ namespace: sample.namespace, body: sampleJobManifest() });
+      console.log(`created Job ${sampleJob.name}, whose pods claim user ${sampleJob.user} of ${sample.name}`);
+    } catch (error) {
+      if (signal !== undefined) throw error;
+      console.log(`\nthe sample Job was not created (${(error as Error).message}); the operator's log says why`);
     }
     console.log(instructions(url, addresses));
     // Runs until a stop signal (exit 0) or until a process exits by itself (exit 1).

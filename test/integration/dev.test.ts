@@ -1,5 +1,6 @@
 // `npm run dev` as a developer uses it: started in its own directory (HPC_DEV_DIR), so a
-// developer's .local/ is left alone; the printed commands run as printed, through a shell;
+// developer's .local/ is left alone; the printed commands run as printed, through a shell (the
+// sample Job's pod, created by kube-controller-manager, runs as the user it claims by name);
 // a Ctrl-C (SIGINT to its whole process group, as a terminal sends it) stops every process it
 // started, the operator before the apiserver, so nothing fails on the way down.
 import { execFile, spawn } from 'node:child_process';
@@ -69,7 +70,7 @@ function guardedPid(guardPid: number): number | undefined {
   return children.find((pid) => !readFileSync(`/proc/${String(pid)}/cmdline`, 'utf8').startsWith('sleep\0'));
 }
 
-test('npm run dev syncs the sample, shows a user added with the printed curl command, and stops everything on SIGINT', async () => {
+test('npm run dev syncs the sample, runs a Job as a user claimed by name, shows a user added with the printed curl command, and stops everything on SIGINT', async () => {
   const dev = startDev();
   started.push(dev);
   await Promise.race([
@@ -107,6 +108,17 @@ test('npm run dev syncs the sample, shows a user added with the printed curl com
   const shell = async (line: string): Promise<string> => (await execFileAsync('/bin/sh', ['-c', `${exportLine}\n${line}`])).stdout;
 
   expect(await shell(command((line) => line === 'kubectl get hpcc -A'))).toMatch(/research\s+chem-lab\s+hpc-qig9xu97\s+jinan1a\s+33\s+True/);
+  // zhangwei: uid 2010 in Prof. Wang's group 2000, from dev/sample-users.yaml.
+  expect(dev.output()).toContain('created Job analysis, whose pods claim user zhangwei of chem-lab');
+  const securityContextCommand = command((line) => line.endsWith("jsonpath='{.items[0].spec.securityContext}'"));
+  const securityContext = await waitFor(
+    async () => {
+      const printedContext = await shell(securityContextCommand).catch(() => '');
+      return printedContext.startsWith('{') ? (JSON.parse(printedContext) as unknown) : undefined;
+    },
+    { description: "the sample Job's pod" },
+  );
+  expect(securityContext).toEqual({ runAsUser: 2010, runAsGroup: 2000, runAsNonRoot: true, supplementalGroups: [2000] });
   await shell(command((line) => line.startsWith('curl -X POST ')));
   await shell(command((line) => line.includes(' annotate hpcc chem-lab hpc.shanhe.com/sync-requested=')));
   const passwdCommand = command((line) => line.endsWith("jsonpath='{.data.passwd}'"));

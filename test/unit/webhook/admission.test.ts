@@ -5,9 +5,9 @@ import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
 import { nextStatus } from '../../../src/controller/status.js';
 import type { HpcUser } from '../../../src/domain/user.js';
 import { configMapManifest, renderConfigMaps } from '../../../src/render/configmaps.js';
-import { admit, review, type AdmissionRequest, type AdmissionResponse } from '../../../src/webhook/admission.js';
+import { admit, review, type AdmissionRequest } from '../../../src/webhook/admission.js';
 import { IdentityResolver } from '../../../src/webhook/identity.js';
-import type { JsonPatchOperation } from '../../../src/webhook/pod-identity.js';
+import { applyPatch, patchOf } from '../../support/json-patch.js';
 
 const ann: HpcUser = { username: 'ann', uid: 30001, gid: 30000, role: 'member', nasMountPoint: '/public/shanhe/ann', userId: 'usr-ann', hpcUserId: 'hpcuser-ann' };
 const ben: HpcUser = { username: 'ben', uid: 30000, gid: 30000, role: 'admin', nasMountPoint: '/public/shanhe/ben', userId: 'usr-ben', hpcUserId: 'hpcuser-ben' };
@@ -62,29 +62,6 @@ const create = (object: V1Pod, namespace = 'research'): AdmissionRequest => ({
   object,
 });
 
-const patchOf = (response: AdmissionResponse): JsonPatchOperation[] =>
-  response.patch === undefined ? [] : (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as JsonPatchOperation[]);
-
-/** RFC 6902 add/replace, as the apiserver applies them (objects keyed, arrays by index or "-"). */
-function applyPatch<T>(document: T, patch: JsonPatchOperation[]): T {
-  const copy = structuredClone(document) as unknown;
-  for (const { op, path, value } of patch) {
-    const keys = path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const last = keys.pop() ?? '';
-    let parent = copy as Record<string, unknown> | unknown[];
-    for (const key of keys) parent = (parent as Record<string, unknown>)[key] as Record<string, unknown>;
-    if (parent === undefined) throw new Error(`${op} ${path}: parent missing`);
-    if (Array.isArray(parent)) {
-      if (last === '-') parent.push(value);
-      else parent.splice(Number(last), op === 'replace' ? 1 : 0, value);
-    } else {
-      if (op === 'replace' && !(last in parent)) throw new Error(`replace ${path}: nothing there`);
-      if (op === 'add' && last in parent) throw new Error(`add ${path}: would overwrite`);
-      parent[last] = value;
-    }
-  }
-  return copy as T;
-}
 
 function admitted(object: V1Pod, resolve = synced): V1Pod {
   const response = admit(create(object), resolve, true);
