@@ -257,6 +257,11 @@ export const hpcClusterStatusSchema = z
       .optional()
       .describe('sha256 (hex) of the users.json the operator last wrote to the -users ConfigMap; admission trusts only a ConfigMap that matches it.'),
     configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
+    lastHandledSyncRequest: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('The value of the hpc.shanhe.com/sync-requested annotation the operator last acted on; a different value asks for a sync.'),
   })
   .describe('What the operator observed and wrote on the last reconcile.');
 

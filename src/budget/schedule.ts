@@ -36,7 +36,7 @@ export interface StartupResource {
   id: string;
   /**
    * `current`: its last good sync is recent enough (it is Synced for its generation, its
-   * ConfigMaps exist, and status says it synced within the interval plus the status
+   * ConfigMaps hold that sync and no sync request waits, and status says it synced within the interval plus the status
    * heartbeat — the true time is unknown up to the heartbeat); `stale`: synced, but longer
    * ago than that; `due`: anything else (new, changed, failed, ConfigMaps missing).
    */
@@ -63,7 +63,7 @@ export function startupDelays(resources: readonly StartupResource[], random: () 
 /** How start-up classes a resource (see StartupResource), and the interval it last synced at. */
 export function startupStateOf(
   object: HpcClusterObject,
-  configMapsPresent: boolean,
+  upToDate: boolean,
   now: number,
 ): Pick<StartupResource, 'state' | 'intervalMs'> {
   const spec = object.spec as { syncInterval?: string } | undefined;
@@ -72,7 +72,7 @@ export function startupStateOf(
   const intervalMs =
     parseDuration(status?.effectiveSyncInterval ?? '') ?? parseDuration(spec?.syncInterval ?? '') ?? parseDuration(DEFAULT_SYNC_INTERVAL) ?? 0;
   const ready = readyCondition(status);
-  const synced = configMapsPresent && ready?.status === 'True' && ready.reason === 'Synced' && status?.observedGeneration === object.metadata.generation;
+  const synced = upToDate && ready?.status === 'True' && ready.reason === 'Synced' && status?.observedGeneration === object.metadata.generation;
   const lastSync = Date.parse(status?.lastSuccessfulSyncTime ?? '');
   if (!synced || !Number.isFinite(lastSync) || intervalMs <= 0) return { state: 'due', intervalMs };
   return { state: now - lastSync <= intervalMs + STATUS_HEARTBEAT_MS ? 'current' : 'stale', intervalMs };

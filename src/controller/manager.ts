@@ -7,7 +7,7 @@ import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
 import { reuseConnections } from '../runtime/kubeconfig.js';
 import { cachedConfigMap, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
-import { Controller } from './controller.js';
+import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import type { InformerListResult } from './informer.js';
 import { KubeApiPort } from './kube.js';
@@ -15,11 +15,12 @@ import { LeaderElector } from './leader.js';
 import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
 import { keyOf, objectKey } from './object-key.js';
+import { configMapsInStep, syncRequestPending } from './plan.js';
 import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
 import { PodIdentityWebhook } from '../webhook/webhook.js';
-import { configMapDrifted, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
+import { configMapNeedsSync, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -57,6 +58,7 @@ export class Manager {
   private readonly hpcClusters: ScopedInformers<HpcClusterObject>;
   private readonly configMaps: ScopedInformers<V1ConfigMap, CachedConfigMap>;
   private readonly reconciler: HpcClusterReconciler;
+  private readonly kube: KubeApiPort;
   private readonly webhook: PodIdentityWebhook | undefined;
   private server: OperationalServer | undefined;
   /** Settles with the process exit code: 0 after stop(), 1 when leadership was lost. */
@@ -105,13 +107,14 @@ export class Manager {
       onRestart: onRestart('secrets'),
     });
 
-    this.reconciler = new HpcClusterReconciler({
-      kube: new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, secrets, options.identity),
+    const kube = (this.kube = new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, secrets, options.identity));
+    const reconciler = (this.reconciler = new HpcClusterReconciler({
+      kube,
       users: options.userSource,
       budget: options.budget,
       logger,
       metrics,
-    });
+    }));
     metrics.watchKeyBudgets(() => options.budget.report());
     this.controller = new Controller(hpcClusters, {
       kind: KIND,
@@ -126,7 +129,10 @@ export class Manager {
       onDepthChange: (depth) => metrics.setQueueDepth(depth),
       onReconciled: (report) => metrics.observeReconcile(report.outcome, report.durationSeconds),
     })
-      .owns(this.configMaps, configMapDrifted)
+      .owns(this.configMaps, (cm) => {
+        const owner = controllerOwner(cm, KIND);
+        return configMapNeedsSync(cm, reconciler.lastWritten(cm.metadata), owner === undefined ? undefined : hpcClusters.get(owner.namespace, owner.name));
+      })
       .watches(secrets, referencedSecrets);
     this.webhook =
       options.webhook === undefined
@@ -177,8 +183,11 @@ export class Manager {
     const now = Date.now();
     const found = this.hpcClusters.list().map((object) => {
       const key = objectKey(object) ?? { namespace: '', name: '' };
-      const present = [usersConfigMapName(key.name), nssConfigMapName(key.name)].every((cm) => this.configMaps.get(key.namespace, cm) !== undefined);
-      return { id: keyOf(key), ...startupStateOf(object, present, now) };
+      const configMap = (name: string) => this.kube.getConfigMap({ namespace: key.namespace, name });
+      // A pair left half-written (a crash between the writes) or a sync asked for while the operator was down: due now.
+      const upToDate =
+        configMapsInStep(object, { users: configMap(usersConfigMapName(key.name)), nss: configMap(nssConfigMapName(key.name)) }) && !syncRequestPending(object);
+      return { id: keyOf(key), ...startupStateOf(object, upToDate, now) };
     });
     return startupDelays(found, Math.random);
   }

@@ -13,6 +13,7 @@ import {
   MANAGED_BY_VALUE,
   nssConfigMapName,
   parseUsersJson,
+  SYNC_ID_ANNOTATION,
   usersConfigMapName,
   type ConfigMapManifest,
 } from '../render/configmaps.js';
@@ -127,7 +128,7 @@ const intervalOf = (spec: HpcClusterSpec): number => parseDuration(spec.syncInte
 export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
   if (existing === undefined) return false;
   if (existing.dataHash !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
-  if (existing.annotations?.[CONTENT_HASH_ANNOTATION] !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
+  for (const k of [CONTENT_HASH_ANNOTATION, SYNC_ID_ANNOTATION]) if (existing.annotations?.[k] !== desired.metadata.annotations[k]) return false;
   for (const [k, v] of Object.entries(desired.metadata.labels)) if (existing.labels?.[k] !== v) return false;
   return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
 }
@@ -148,6 +149,27 @@ export function configMapConflict(cm: ConfigMapState | undefined, cmName: string
   }
   if (cm.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && cm.labels[CLUSTER_LABEL] === clusterName) return undefined;
   return `ConfigMap ${cmName} already exists and was not written by this operator, which never overwrites it: ${remedy}`;
+}
+
+/**
+ * Whether both ConfigMaps hold one whole sync, the one status vouches for: each holds the data
+ * its content hash names, both carry status.usersDigest as their sync id, and the users.json is
+ * the owner's own (trustedUsersJson). Otherwise a write was cut short (a crash between the
+ * two), or someone else wrote one of them, and a sync is due.
+ */
+export function configMapsInStep(object: Pick<HpcClusterObject, 'metadata' | 'status'>, configMaps: PlanInput['configMaps']): boolean {
+  const digest = object.status?.usersDigest;
+  if (digest === undefined) return false;
+  const whole = [configMaps.users, configMaps.nss].every(
+    (cm) => cm?.dataHash !== undefined && cm.dataHash === cm.annotations?.[CONTENT_HASH_ANNOTATION] && cm.annotations[SYNC_ID_ANNOTATION] === digest,
+  );
+  return whole && trustedUsersJson({ uid: object.metadata.uid, usersDigest: digest }, configMaps.users) !== undefined;
+}
+
+/** A sync request (SYNC_REQUESTED_ANNOTATION) that no reconcile has handled yet, say one made while the operator was down. */
+export function syncRequestPending(object: Pick<HpcClusterObject, 'metadata' | 'status'>): boolean {
+  const requested = object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
+  return requested !== undefined && requested !== object.status?.lastHandledSyncRequest;
 }
 
 const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
@@ -186,12 +208,15 @@ function settle(
   input: PlanInput,
   outcome: SyncOutcome,
   result: ReconcileResult,
-  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[]; schedule?: SyncSchedule } = {},
+  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[]; schedule?: SyncSchedule; deferred?: boolean } = {},
 ): Plan {
   const { object, now } = input;
   const name = object.metadata.name;
   const previous = object.status;
   const next = nextStatus(previous, object.metadata.generation ?? 0, outcome, now, [usersConfigMapName(name), nssConfigMapName(name)]);
+  // Recorded in status so that a request made while the operator was down is seen as new when it starts.
+  const requested = object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
+  if (requested !== undefined && extra.deferred !== true) next.lastHandledSyncRequest = requested;
   if (extra.schedule?.stretchedInterval === undefined) delete next.effectiveSyncInterval;
   else next.effectiveSyncInterval = extra.schedule.stretchedInterval;
   const before = readyCondition(previous);
@@ -213,12 +238,13 @@ function settle(
 }
 
 /** A failed reconcile, handled as the error policy says. */
-function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule } = {}): Plan {
+function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule; deferred?: boolean } = {}): Plan {
   const policy = failurePolicy(failure);
   const outcome = extra.skipped === undefined ? failure : { ...failure, skipped: extra.skipped };
   return settle(input, outcome, policy.result, {
     ...(policy.remember ? { memo: memoOf(input) } : {}),
     ...(extra.schedule === undefined || policy.remember ? {} : { schedule: extra.schedule }),
+    ...(extra.deferred === true ? { deferred: true } : {}),
   });
 }
 
@@ -231,7 +257,17 @@ export function planDeferred(input: PlanInput, message: string, afterMs: number,
   if (readyCondition(input.object.status)?.status === 'True') {
     return { configMapWrites: [], status: undefined, events: [], result, memo: undefined, reason: 'Deferred' };
   }
-  return { ...fail(input, { reason: 'QuotaExceeded', message, retry: { afterMs: result.requeueAfterMs } }, { schedule }), reason: 'Deferred' };
+  return { ...fail(input, { reason: 'QuotaExceeded', message, retry: { afterMs: result.requeueAfterMs } }, { schedule, deferred: true }), reason: 'Deferred' };
+}
+
+/**
+ * A sync whose ConfigMap write the apiserver refused (an admission policy, a quota, RBAC):
+ * nothing of `planned` beyond the writes already made happens, and Ready says which write
+ * failed and why instead of Synced. Retried with back-off.
+ */
+export function planWriteRefused(input: PlanInput, planned: Plan, message: string): Plan {
+  const plan = fail(input, { reason: 'ConfigMapWriteFailed', message, retry: 'backoff' });
+  return planned.listed === undefined ? plan : { ...plan, listed: planned.listed };
 }
 
 /**
@@ -308,9 +344,12 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
 
   const ownerUid = object.metadata.uid ?? '';
   const cached = [configMaps.users, configMaps.nss];
+  // -nss first: -users (whose users.json admission trusts once status vouches for it) changes
+  // only after its companion is written, and status only after both.
   const configMapWrites = desired.rendered
     .map((cm, i) => ({ manifest: configMapManifest({ name, namespace, uid: ownerUid }, cm), existing: cached[i] }))
-    .filter(({ manifest, existing }) => !configMapUpToDate(existing, manifest, ownerUid));
+    .filter(({ manifest, existing }) => !configMapUpToDate(existing, manifest, ownerUid))
+    .reverse();
   const events: PlannedEvent[] = isEmptyDiff(diff)
     ? []
     : previousUsers === undefined

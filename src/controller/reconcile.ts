@@ -1,19 +1,23 @@
+import { ApiException } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
 import { formatDuration, parseDuration } from '../api/duration.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { syncKindOf } from '../budget/sync-kind.js';
-import { CONTENT_HASH_ANNOTATION, nssConfigMapName, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
+import { CONTENT_HASH_ANNOTATION, nssConfigMapName, SYNC_ID_ANNOTATION, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
 import { accessKeyIdentity } from '../provider/key-identity.js';
 import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import {
+  configMapsInStep,
   credentialsSecretOf,
   memoOf,
   planDeferred,
   planListing,
   planSync,
+  planWriteRefused,
+  syncRequestPending,
   type ConfigMapState,
   type FailureMemo,
   type ListingRequest,
@@ -25,6 +29,7 @@ import { readyCondition } from './status.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
 import type { SecretRead } from './sync.js';
+import type { WrittenConfigMap } from './triggers.js';
 
 /**
  * One reconcile of one HpcCluster: the controller's single entry per object, like
@@ -68,9 +73,23 @@ function pagesFromStatus(status: HpcClusterStatus | undefined): number {
   return Math.max(1, Math.ceil(((status?.userCount ?? 0) + (status?.skippedUserCount ?? 0)) / MAX_PAGE_SIZE));
 }
 
-/** Both ConfigMaps exist and hold what the operator wrote (no drift to repair). */
-function configMapsIntact(configMaps: PlanInput['configMaps']): boolean {
-  return [configMaps.users, configMaps.nss].every((cm) => cm?.dataHash !== undefined && cm.dataHash === cm.annotations?.[CONTENT_HASH_ANNOTATION]);
+/** Events longer than this are cut; the apiserver refuses messages above 1 KiB. */
+const MAX_REFUSAL_MESSAGE = 1024;
+
+/**
+ * Why the apiserver refused a ConfigMap write, or undefined for what is no refusal: a conflict
+ * (a stale cache, retried at once) or an error that never reached it (thrown, retried with back-off).
+ */
+export function writeRefusal(err: unknown, configMap: string): string | undefined {
+  if (!(err instanceof ApiException) || err.code === 409) return undefined;
+  let said: unknown;
+  try {
+    said = (JSON.parse(String(err.body)) as { message?: unknown }).message;
+  } catch {
+    said = undefined;
+  }
+  const message = `the apiserver refused the write of ConfigMap ${configMap} (HTTP ${err.code})${typeof said === 'string' ? `: ${said}` : ''}`;
+  return message.length > MAX_REFUSAL_MESSAGE ? `${message.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : message;
 }
 
 export class HpcClusterReconciler {
@@ -78,10 +97,17 @@ export class HpcClusterReconciler {
   private readonly memos = new Map<string, FailureMemo>();
   /** What each resource's last sync in this process was computed from: tells periodic syncs from asked-for ones. */
   private readonly lastSyncs = new Map<string, FailureMemo>();
+  /** What this process last wrote to each ConfigMap, by its key: its own writes' events call for no sync. */
+  private readonly written = new Map<string, WrittenConfigMap>();
   private readonly now: () => Date;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
+  }
+
+  /** What this process last wrote (or was about to write) to a ConfigMap, if it wrote it since it started. */
+  lastWritten(key: ObjectKey): WrittenConfigMap | undefined {
+    return this.written.get(keyOf(key));
   }
 
   /**
@@ -121,6 +147,7 @@ export class HpcClusterReconciler {
     if (object === undefined) {
       this.memos.delete(id);
       this.lastSyncs.delete(id);
+      for (const name of [usersConfigMapName(key.name), nssConfigMapName(key.name)]) this.written.delete(keyOf({ namespace: key.namespace, name }));
       this.deps.budget.forget(id);
       return undefined;
     }
@@ -139,13 +166,33 @@ export class HpcClusterReconciler {
       now: this.now(),
     };
     const first = planListing(input);
-    const plan = 'plan' in first ? first.plan : await this.budgetedSync(id, input, first.request, signal);
+    const planned = 'plan' in first ? first.plan : await this.budgetedSync(id, input, first.request, signal);
+    const refusal = await this.writeConfigMaps(planned, signal);
+    const plan = refusal === undefined ? planned : planWriteRefused(input, planned, refusal);
     if (plan.memo === undefined) this.memos.delete(id);
     else this.memos.set(id, plan.memo);
     // A resource that does not sync periodically (invalid, suspended, stalled) takes no share of its key's budget.
     if ('plan' in first || plan.memo !== undefined) this.deps.budget.forget(id);
     await this.carryOut(object, key, plan, signal);
     return plan;
+  }
+
+  /** Writes the plan's ConfigMaps in order; stops at the first the apiserver refuses, and says why. */
+  private async writeConfigMaps(plan: Plan, signal: AbortSignal): Promise<string | undefined> {
+    for (const { manifest, existing } of plan.configMapWrites) {
+      signal.throwIfAborted();
+      const { annotations } = manifest.metadata;
+      // Recorded first: the watch event of the write may arrive before its answer.
+      this.written.set(keyOf(manifest.metadata), { contentHash: annotations[CONTENT_HASH_ANNOTATION] ?? '', syncId: annotations[SYNC_ID_ANNOTATION] });
+      try {
+        await this.deps.kube.writeConfigMap(manifest, existing);
+      } catch (err) {
+        const refusal = writeRefusal(err, manifest.metadata.name);
+        if (refusal === undefined) throw err;
+        return refusal;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -162,8 +209,9 @@ export class HpcClusterReconciler {
     const inputs = memoOf(input);
     const ready = readyCondition(input.object.status);
     const kind = syncKindOf(this.lastSyncs.get(id), inputs, {
-      configMapsIntact: configMapsIntact(input.configMaps),
-      statusSynced: ready?.reason === 'Synced' && input.object.status?.observedGeneration === (input.object.metadata.generation ?? 0),
+      configMapsIntact: configMapsInStep(input.object, input.configMaps),
+      statusSynced:
+        ready?.reason === 'Synced' && input.object.status?.observedGeneration === (input.object.metadata.generation ?? 0) && !syncRequestPending(input.object),
     });
     const admission = budget.admit(id, kind);
     if (!admission.granted) {
@@ -202,12 +250,9 @@ export class HpcClusterReconciler {
     };
   }
 
+  /** The rest of a plan once its ConfigMaps are written: metrics, status, events. */
   private async carryOut(object: HpcClusterObject, key: ObjectKey, plan: Plan, signal: AbortSignal): Promise<void> {
     const { kube, metrics } = this.deps;
-    for (const { manifest, existing } of plan.configMapWrites) {
-      signal.throwIfAborted();
-      await kube.writeConfigMap(manifest, existing);
-    }
     if (plan.synced !== undefined) metrics?.observeSuccessfulSync(key.namespace, key.name, { ...plan.synced, at: this.now() });
     if (plan.status !== undefined) {
       signal.throwIfAborted();

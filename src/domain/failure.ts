@@ -15,6 +15,7 @@ export const FAILURE_REASONS = [
   'QuotaExceeded',
   'ConfigMapTooLarge',
   'ConfigMapConflict',
+  'ConfigMapWriteFailed',
   'RemovalHeld',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { usersDigestOf } from '../domain/trusted-users.js';
 import type { HpcUser } from '../domain/user.js';
 import { API_VERSION, KIND, statusUserSchema } from '../api/hpccluster.js';
 
@@ -13,6 +14,13 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'hpc-user-operator';
 export const CLUSTER_LABEL = 'hpc.shanhe.com/cluster';
 export const CONTENT_HASH_ANNOTATION = 'hpc.shanhe.com/content-hash';
+/**
+ * Both ConfigMaps of one sync carry the same sync id: the sha256 of the users.json it wrote
+ * (status.usersDigest once status follows). A pair whose ids differ, or differ from status,
+ * was left half-written and is synced again. Derived from the content, so an unchanged user
+ * list keeps its id and causes no write.
+ */
+export const SYNC_ID_ANNOTATION = 'hpc.shanhe.com/sync-id';
 /** The apiserver refuses a ConfigMap whose keys and values add up to more than 1 MiB. */
 export const MAX_CONFIGMAP_BYTES = 1024 * 1024;
 export const USERS_JSON_KEY = 'users.json';
@@ -27,6 +35,8 @@ export interface RenderedConfigMap {
   contentHash: string;
   /** Bytes of keys and values, as the apiserver counts them against its 1 MiB limit. */
   size: number;
+  /** The sync id both ConfigMaps of one user list carry (SYNC_ID_ANNOTATION). */
+  syncId: string;
 }
 
 const byUsername = (a: HpcUser, b: HpcUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
@@ -95,16 +105,15 @@ function sizeOf(data: Readonly<Record<string, string>>): number {
   return size;
 }
 
-function rendered(name: string, data: Record<string, string>): RenderedConfigMap {
-  return { name, data, contentHash: contentHashOf(data), size: sizeOf(data) };
+function rendered(name: string, data: Record<string, string>, syncId: string): RenderedConfigMap {
+  return { name, data, contentHash: contentHashOf(data), size: sizeOf(data), syncId };
 }
 
 /** Both ConfigMaps of an HpcCluster, users first. */
 export function renderConfigMaps(clusterName: string, users: readonly HpcUser[]): RenderedConfigMap[] {
-  return [
-    rendered(usersConfigMapName(clusterName), renderUsersData(users)),
-    rendered(nssConfigMapName(clusterName), renderNssData(users)),
-  ];
+  const usersData = renderUsersData(users);
+  const syncId = usersDigestOf(usersData[USERS_JSON_KEY] ?? '');
+  return [rendered(usersConfigMapName(clusterName), usersData, syncId), rendered(nssConfigMapName(clusterName), renderNssData(users), syncId)];
 }
 
 /**
@@ -173,7 +182,7 @@ export function configMapManifest(owner: ConfigMapOwner, cm: RenderedConfigMap):
       name: cm.name,
       namespace: owner.namespace,
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CLUSTER_LABEL]: owner.name },
-      annotations: { [CONTENT_HASH_ANNOTATION]: cm.contentHash },
+      annotations: { [CONTENT_HASH_ANNOTATION]: cm.contentHash, [SYNC_ID_ANNOTATION]: cm.syncId },
       ...(owner.uid === undefined
         ? {}
         : {

@@ -3,7 +3,7 @@
 // namespace label, so this file has a control plane of its own: on the shared one, the other
 // test files' writes would be counted too.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import { createTestNamespace } from '../../tools/harness/cluster.js';
 import {
@@ -13,6 +13,7 @@ import {
   installCrd,
   operatorKubeConfig,
   patchHpcCluster,
+  readHpcCluster,
   startOperator,
   waitForReady,
   type RunningOperator,
@@ -52,26 +53,40 @@ describe('writes at the kube-apiserver', () => {
     return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
   }
 
-  /** Requests a sync and waits until the operator has reconciled it; returns the writes it caused. */
-  async function writesOfRequestedSync(value: string): Promise<{ writes: number; providerRequests: number }> {
+  /** Runs `trigger` (`ownWrites` counted writes of the test's own) and waits until the operator has reconciled; returns the writes it caused. */
+  async function writesOfSync(trigger: () => Promise<unknown>, ownWrites = 1): Promise<{ writes: number; providerRequests: number }> {
     const writesBefore = await apiserverWrites(admin, RESOURCES);
     const requestsBefore = simulator.stats().requests;
     const reconcilesBefore = await reconciles();
-    await patchHpcCluster(admin, namespace, 'counted', { metadata: { annotations: { 'hpc.shanhe.com/sync-requested': value } } });
-    await waitFor(async () => (await reconciles()) > reconcilesBefore, { description: 'the requested reconcile' });
-    // The test's own annotation patch is one of the writes counted.
-    return { writes: (await apiserverWrites(admin, RESOURCES)) - writesBefore - 1, providerRequests: simulator.stats().requests - requestsBefore };
+    await trigger();
+    await waitFor(async () => (await reconciles()) > reconcilesBefore, { description: 'the reconcile' });
+    return { writes: (await apiserverWrites(admin, RESOURCES)) - writesBefore - ownWrites, providerRequests: simulator.stats().requests - requestsBefore };
   }
 
+  const requestSync = (value: string) => () =>
+    patchHpcCluster(admin, namespace, 'counted', { metadata: { annotations: { 'hpc.shanhe.com/sync-requested': value } } });
+
   test('a resync with nothing changed upstream makes zero write requests', async () => {
-    const { writes, providerRequests } = await writesOfRequestedSync('unchanged');
+    // A Secret change syncs at once; the Secret patch is not among RESOURCES.
+    const touchSecret = () =>
+      admin
+        .makeApiClient(CoreV1Api)
+        .patchNamespacedSecret({ namespace, name: 'key', body: { metadata: { annotations: { touched: 'yes' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const { writes, providerRequests } = await writesOfSync(touchSecret, 0);
     expect(providerRequests).toBe(3);
     expect(writes).toBe(0);
   });
 
+  test('a requested resync with nothing changed writes only the handled request to status', async () => {
+    const { writes, providerRequests } = await writesOfSync(requestSync('unchanged'));
+    expect(providerRequests).toBe(3);
+    expect(writes).toBe(1);
+    expect((await readHpcCluster(admin, namespace, 'counted')).status?.lastHandledSyncRequest).toBe('unchanged');
+  });
+
   test('one user added upstream costs two ConfigMap writes, one status write and one event', async () => {
     simulator.addUser('hpc-writes', { username: 'newcomer', uid: 19999, gid: 19999, role: 'member' });
-    const { writes } = await writesOfRequestedSync('changed');
+    const { writes } = await writesOfSync(requestSync('changed'));
     expect(writes).toBe(4);
   });
 });

@@ -2,14 +2,16 @@
 // who may create HpcClusters (and nothing else) in its namespace, endpoints of the test's own
 // on free loopback ports, and the operator acting as its ServiceAccount.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, PLURAL } from '../../src/api/hpccluster.js';
+import { AdmissionregistrationV1Api, ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1PolicyRule } from '@kubernetes/client-node';
+import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, PLURAL, type HpcClusterObject } from '../../src/api/hpccluster.js';
 import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/plan.js';
-import { CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../src/render/configmaps.js';
+import { CLUSTER_LABEL, CONTENT_HASH_ANNOTATION, contentHashOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_ID_ANNOTATION } from '../../src/render/configmaps.js';
+import { usersDigestOf } from '../../src/domain/trusted-users.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import { serviceAccountKubeConfig } from '../../tools/controlplane/controlplane.js';
 import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 import { endlessPage, json, offsetOf, startHostileEndpoint, type HostileEndpoint } from '../support/hostile-endpoint.js';
 import {
   createCredentialsSecret,
@@ -18,6 +20,7 @@ import {
   operatorKubeConfig,
   patchHpcCluster,
   readConfigMap,
+  readHpcCluster,
   readyOf,
   startOperator,
   waitForReady,
@@ -48,7 +51,11 @@ async function hostile(answer: Parameters<typeof startHostileEndpoint>[0]): Prom
 }
 
 /** A namespace with the operator watching it (as its ServiceAccount) and a tenant who may only manage HpcClusters. */
-async function tenantNamespace(prefix: string, allowedEndpoints?: EndpointAllowList): Promise<{ namespace: string; tenant: KubeConfig }> {
+async function tenantNamespace(
+  prefix: string,
+  allowedEndpoints?: EndpointAllowList,
+  extraRules: V1PolicyRule[] = [],
+): Promise<{ namespace: string; tenant: KubeConfig }> {
   const namespace = await createTestNamespace(admin, prefix);
   const operator = await startOperator(await operatorKubeConfig(admin, namespace), namespace, allowedEndpoints === undefined ? {} : { allowedEndpoints });
   operators.push(operator);
@@ -56,7 +63,7 @@ async function tenantNamespace(prefix: string, allowedEndpoints?: EndpointAllowL
   await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'tenant' } } });
   await rbac.createNamespacedRole({
     namespace,
-    body: { metadata: { name: 'tenant' }, rules: [{ apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }] },
+    body: { metadata: { name: 'tenant' }, rules: [{ apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }, ...extraRules] },
   });
   await rbac.createNamespacedRoleBinding({
     namespace,
@@ -207,4 +214,163 @@ test('finding 6: a ConfigMap name held by another gets ConfigMapConflict without
   await waitForReady(admin, namespace, 'taken', 'Synced');
   expect(provider.requests.length).toBeGreaterThan(0);
   expect((await readConfigMap(admin, namespace, 'taken-users'))?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'HpcCluster', name: 'taken', controller: true });
+});
+
+test('finding 5: a plausible users.json a tenant writes is not taken as the last good list, and is repaired', async () => {
+  const configMapWriter: V1PolicyRule = { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'update', 'patch'] };
+  const { namespace, tenant } = await tenantNamespace('trust-forged', undefined, [configMapWriter]);
+  await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+  await createHpcCluster(tenant, namespace, 'lab', spec(simulator.url, 'key'));
+  const synced = await waitForReady(admin, namespace, 'lab', 'Synced');
+  const real = await readConfigMap(admin, namespace, 'lab-users');
+  const realJson = real?.data?.['users.json'] ?? '';
+  const [ann] = JSON.parse(realJson) as Record<string, unknown>[];
+  // Two plausible users more, one of them root: were it believed, the provider's single user
+  // would be a removal of 2 of 3 (over the default 50%), the real sync would be held and the
+  // forgery would stay. Its keys and content-hash annotation match the forged data, so it
+  // reads as a ConfigMap the operator wrote.
+  const fake = [ann, { ...ann, username: 'mallory', uid: 0, gid: 0, userId: 'usr-mallory', hpcUserId: 'hpcuser-mallory' }, { ...ann, username: 'zed', uid: 5002, gid: 5002, userId: 'usr-zed', hpcUserId: 'hpcuser-zed' }];
+  const fakeData = { ...real?.data, 'users.json': `${JSON.stringify(fake, null, 2)}\n`, 'mallory.uid': '0', 'mallory.gid': '0' };
+  const tenantCore = tenant.makeApiClient(CoreV1Api);
+  const current = await tenantCore.readNamespacedConfigMap({ namespace, name: 'lab-users' });
+  await tenantCore.replaceNamespacedConfigMap({
+    namespace,
+    name: 'lab-users',
+    body: { ...current, metadata: { ...current.metadata, annotations: { ...current.metadata?.annotations, [CONTENT_HASH_ANNOTATION]: contentHashOf(fakeData) } }, data: fakeData },
+  });
+
+  const repaired = await waitFor(async () => {
+    const cm = await readConfigMap(admin, namespace, 'lab-users');
+    return cm?.data?.['users.json'] === realJson ? cm : undefined;
+  }, { description: 'lab-users repaired to the provider\'s list' });
+  expect(repaired.data).toEqual(real?.data);
+  expect(repaired.metadata?.annotations?.[CONTENT_HASH_ANNOTATION]).toBe(contentHashOf(real?.data ?? {}));
+  const after = await waitForReady(admin, namespace, 'lab', 'Synced');
+  expect(after.status?.usersDigest).toBe(synced.status?.usersDigest);
+  expect(after.status?.usersDigest).toBe(usersDigestOf(realJson));
+  expect(after.status?.users?.map((u) => u.username)).toEqual(['ann']);
+  const events = await admin.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace });
+  expect(events.items.map((e) => e.reason)).not.toContain('RemovalHeld');
+  expect(events.items.filter((e) => e.type === 'Warning')).toEqual([]);
+});
+
+describe('finding 7: both ConfigMaps are one sync', () => {
+  const ann = { username: 'ann', uid: 5001, gid: 5001, role: 'member' as const };
+  const bob = { username: 'bob', uid: 5002, gid: 5002, role: 'member' as const };
+  const dan = { username: 'dan', uid: 5004, gid: 5004, role: 'member' as const };
+  // An hour: a sync the test sees within its deadline is one start-up or an event asked for, not a periodic one.
+  const hourly = (clusterId: string) => spec(simulator.url, 'key', { clusterId, syncInterval: '1h' });
+  const usersOf = async (namespace: string, name: string) => (await readConfigMap(admin, namespace, name))?.data?.['users.json'] ?? '';
+  const syncIds = async (namespace: string, name: string) =>
+    Promise.all([`${name}-users`, `${name}-nss`].map(async (cm) => (await readConfigMap(admin, namespace, cm))?.metadata?.annotations?.[SYNC_ID_ANNOTATION]));
+
+  test('a pair left half-written and a sync requested while the operator was down are both seen to at start-up', async () => {
+    const namespace = await createTestNamespace(admin, 'trust-restart');
+    const kubeConfig = await operatorKubeConfig(admin, namespace);
+    await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+    for (const id of ['hpc-half', 'hpc-asked', 'hpc-quiet']) simulator.setUsers(id, [ann]);
+    let operator = await startOperator(kubeConfig, namespace);
+    for (const name of ['half', 'asked', 'quiet']) await createHpcCluster(admin, namespace, name, hourly(`hpc-${name}`));
+    const before = new Map<string, HpcClusterObject>();
+    for (const name of ['half', 'asked', 'quiet']) before.set(name, await waitForReady(admin, namespace, name, 'Synced'));
+    for (const name of ['half', 'asked', 'quiet']) {
+      const [usersId, nssId] = await syncIds(namespace, name);
+      expect(usersId).toBe(before.get(name)?.status?.usersDigest);
+      expect(nssId).toBe(usersId);
+    }
+    await operator.stop();
+
+    // While it is down, both upstream lists change; the operator was killed after writing the
+    // -nss of the next sync of `half` (its -users and status are those of the last one)...
+    simulator.setUsers('hpc-half', [ann, bob]);
+    simulator.setUsers('hpc-asked', [ann, bob]);
+    simulator.setUsers('hpc-quiet', [ann, bob]);
+    const core = admin.makeApiClient(CoreV1Api);
+    const nss = await core.readNamespacedConfigMap({ namespace, name: 'half-nss' });
+    const nextData = { ...nss.data, passwd: `${nss.data?.passwd ?? ''}bob:x:5002:5002:member:/home/bob:/bin/sh\n` };
+    const nextAnnotations = { ...nss.metadata?.annotations, [CONTENT_HASH_ANNOTATION]: contentHashOf(nextData), [SYNC_ID_ANNOTATION]: usersDigestOf('the next sync') };
+    await core.replaceNamespacedConfigMap({ namespace, name: 'half-nss', body: { ...nss, metadata: { ...nss.metadata, annotations: nextAnnotations }, data: nextData } });
+    // ...and someone asked `asked` for a sync.
+    await patchHpcCluster(admin, namespace, 'asked', { metadata: { annotations: { [SYNC_REQUESTED_ANNOTATION]: 'while-down' } } });
+    const callsBefore = simulator.calls().length;
+
+    operator = await startOperator(kubeConfig, namespace);
+    operators.push(operator);
+    const half = await waitFor(async () => {
+      const object = await readHpcCluster(admin, namespace, 'half');
+      return object.status?.users?.length === 2 ? object : undefined;
+    }, { description: 'half synced again' });
+    expect(await syncIds(namespace, 'half')).toEqual([half.status?.usersDigest, half.status?.usersDigest]);
+    expect(half.status?.usersDigest).toBe(usersDigestOf(await usersOf(namespace, 'half-users')));
+    expect((await readConfigMap(admin, namespace, 'half-nss'))?.data?.passwd).toMatch(/^bob:x:5002:5002:member:\/public\/shanhe\/\S+:\/bin\/sh$/m);
+    const asked = await waitFor(async () => {
+      const object = await readHpcCluster(admin, namespace, 'asked');
+      return object.status?.lastHandledSyncRequest === 'while-down' ? object : undefined;
+    }, { description: 'the request made while the operator was down handled' });
+    expect(asked.status?.users?.map((u) => u.username)).toEqual(['ann', 'bob']);
+    expect(await syncIds(namespace, 'asked')).toEqual([asked.status?.usersDigest, asked.status?.usersDigest]);
+    // A resource in step, with no request, waits for its slot: start-up makes no call for it.
+    const since = simulator.calls().slice(callsBefore).map((call) => call.clusterId);
+    expect(since).toContain('hpc-half');
+    expect(since).toContain('hpc-asked');
+    expect(since).not.toContain('hpc-quiet');
+    expect((await readHpcCluster(admin, namespace, 'quiet')).status?.usersDigest).toBe(before.get('quiet')?.status?.usersDigest);
+  });
+
+  test('a write the apiserver refuses is never Ready=True: Ready False names it, and the sync completes once allowed', async () => {
+    const namespace = await createTestNamespace(admin, 'trust-refused');
+    const operator = await startOperator(await operatorKubeConfig(admin, namespace), namespace);
+    operators.push(operator);
+    await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+    simulator.setUsers('hpc-refused', [ann]);
+    await createHpcCluster(admin, namespace, 'lab', hourly('hpc-refused'));
+    const synced = await waitForReady(admin, namespace, 'lab', 'Synced');
+
+    // The platform's policy refuses any -nss that lists dan in this namespace.
+    const policies = admin.makeApiClient(AdmissionregistrationV1Api);
+    const message = 'test policy: no dan in an -nss ConfigMap';
+    await policies.createValidatingAdmissionPolicy({
+      body: {
+        metadata: { name: namespace },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['configmaps'] }] },
+          validations: [{ expression: "!object.metadata.name.endsWith('-nss') || !has(object.data) || !('passwd' in object.data) || !object.data.passwd.contains('dan:')", message }],
+        },
+      },
+    });
+    await policies.createValidatingAdmissionPolicyBinding({
+      body: {
+        metadata: { name: namespace },
+        spec: { policyName: namespace, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } } },
+      },
+    });
+    const core = admin.makeApiClient(CoreV1Api);
+    await waitFor(async () => {
+      try {
+        await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'probe-nss' }, data: { passwd: 'dan:x' } } });
+      } catch (error) {
+        return (error as ApiException<unknown>).code === 422;
+      }
+      await core.deleteNamespacedConfigMap({ namespace, name: 'probe-nss' });
+      return false;
+    }, { description: 'the policy enforced' });
+
+    simulator.setUsers('hpc-refused', [ann, dan]);
+    await patchHpcCluster(admin, namespace, 'lab', { metadata: { annotations: { [SYNC_REQUESTED_ANNOTATION]: 'add-dan' } } });
+    const refused = await waitForReady(admin, namespace, 'lab', 'ConfigMapWriteFailed');
+    expect(readyOf(refused)?.status).toBe('False');
+    expect(readyOf(refused)?.message).toContain('the apiserver refused the write of ConfigMap lab-nss (HTTP 422)');
+    expect(readyOf(refused)?.message).toContain(message);
+    // Nothing of the refused sync went further: -users and status still agree on the last good list.
+    expect(refused.status?.usersDigest).toBe(synced.status?.usersDigest);
+    expect(usersDigestOf(await usersOf(namespace, 'lab-users'))).toBe(synced.status?.usersDigest);
+    expect(await usersOf(namespace, 'lab-users')).not.toContain('"dan"');
+
+    await policies.deleteValidatingAdmissionPolicyBinding({ name: namespace });
+    const done = await waitForReady(admin, namespace, 'lab', 'Synced', { timeoutMs: 90_000 });
+    expect(done.status?.users?.map((u) => u.username)).toEqual(['ann', 'dan']);
+    expect(await syncIds(namespace, 'lab')).toEqual([done.status?.usersDigest, done.status?.usersDigest]);
+    await policies.deleteValidatingAdmissionPolicy({ name: namespace });
+  }, 150_000);
 });

@@ -35,6 +35,7 @@ const RETRY: Record<FailureReason, Retry> = {
   QuotaExceeded: { afterMs: 900_000 },
   ConfigMapTooLarge: { afterMs: 600_000 },
   ConfigMapConflict: { afterMs: 600_000 },
+  ConfigMapWriteFailed: 'backoff',
   RemovalHeld: { afterMs: 600_000 },
 };
 const failed = (reason: FailureReason, message: string): SyncOutcome => ({ reason, message, retry: RETRY[reason] });

@@ -1,3 +1,4 @@
+import { usersDigestOf } from '../../src/domain/trusted-users.js';
 import { describe, expect, it } from '@jest/globals';
 import type { HpcUser } from '../../src/domain/user.js';
 import {
@@ -76,15 +77,19 @@ describe('renderConfigMaps', () => {
     expect(problem).toContain('spec.filter.searchWord');
   });
 
-  it('builds the manifest with labels, the content hash and a controller ownerReference', () => {
-    const [users] = renderConfigMaps('chem-lab', [alice]);
-    if (users === undefined) throw new Error('no users ConfigMap');
+  it('builds the manifest with labels, the content hash, the sync id and a controller ownerReference', () => {
+    const [users, nss] = renderConfigMaps('chem-lab', [alice]);
+    if (users === undefined || nss === undefined) throw new Error('no ConfigMaps');
+    // One sync id for both: the sha256 of the users.json, as status.usersDigest records it.
+    expect(users.syncId).toBe(usersDigestOf(users.data['users.json'] ?? ''));
+    expect(nss.syncId).toBe(users.syncId);
+    expect(renderConfigMaps('chem-lab', [alice, bob])[1]?.syncId).not.toBe(users.syncId);
     const manifest = configMapManifest({ name: 'chem-lab', namespace: 'research', uid: 'uid-1' }, users);
     expect(manifest.metadata).toEqual({
       name: 'chem-lab-users',
       namespace: 'research',
       labels: { 'app.kubernetes.io/managed-by': 'hpc-user-operator', 'hpc.shanhe.com/cluster': 'chem-lab' },
-      annotations: { 'hpc.shanhe.com/content-hash': users.contentHash },
+      annotations: { 'hpc.shanhe.com/content-hash': users.contentHash, 'hpc.shanhe.com/sync-id': users.syncId },
       ownerReferences: [{ apiVersion: 'hpc.shanhe.com/v1alpha1', kind: 'HpcCluster', name: 'chem-lab', uid: 'uid-1', controller: true, blockOwnerDeletion: true }],
     });
     expect(configMapManifest({ name: 'chem-lab', namespace: 'research' }, users).metadata.ownerReferences).toBeUndefined();

@@ -5,8 +5,11 @@ import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpcclu
 import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { HpcUser } from '../../../src/domain/user.js';
 import {
+  configMapsInStep,
   credentialsSecretOf,
   planDeferred,
+  planWriteRefused,
+  syncRequestPending,
   planListing,
   planSync,
   type ConfigMapState,
@@ -15,7 +18,7 @@ import {
   type PlanInput,
   type SyncSchedule,
 } from '../../../src/controller/plan.js';
-import { contentHashOf, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
+import { CONTENT_HASH_ANNOTATION, contentHashOf, SYNC_ID_ANNOTATION, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult } from '../../../src/provider/user-source.js';
 import type { SecretRead } from '../../../src/controller/sync.js';
 
@@ -86,7 +89,12 @@ function cachedFrom(manifest: ConfigMapManifest): ConfigMapState {
 /** The state after a first sync of `users`: the object's status and both cached ConfigMaps. */
 function afterFirstSync(users: HpcUser[], spec: Record<string, unknown> = {}): PlanInput {
   const first = plan(input({ object: object(spec) }), listed(users));
-  const [usersCm, nssCm] = first.configMapWrites.map((w) => cachedFrom(w.manifest));
+  const cached = (name: string) => {
+    const write = first.configMapWrites.find((w) => w.manifest.metadata.name === name);
+    if (write === undefined) throw new Error(`${name} not written`);
+    return cachedFrom(write.manifest);
+  };
+  const [usersCm, nssCm] = [cached('lab-users'), cached('lab-nss')];
   return input({ object: object(spec, {}, first.status), configMaps: { users: usersCm, nss: nssCm } });
 }
 
@@ -187,9 +195,10 @@ describe('a ConfigMap name taken by another', () => {
 describe('planSync', () => {
   it('syncs a first listing: both ConfigMaps created, status Synced, one Synced event, back at the interval', () => {
     const p = plan(input(), listed([user('bob', 2001), user('ann', 2000)], [{ username: 'x:y', reason: 'bad' }]));
+    // -nss first: -users, which admission trusts, changes only once its companion is written.
     expect(p.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing])).toEqual([
-      ['lab-users', undefined],
       ['lab-nss', undefined],
+      ['lab-users', undefined],
     ]);
     expect(p.configMapWrites[0]?.manifest.metadata.ownerReferences?.[0]).toMatchObject({ uid: UID, controller: true });
     expect(ready(p)).toMatchObject({ status: 'True', reason: 'Synced', message: '2 users synced, 1 skipped (see status.skippedUsers)' });
@@ -340,5 +349,67 @@ describe('the memo of a failure retrying cannot mend', () => {
     const next = { ...stalled, object: { ...stalled.object, metadata: { ...stalled.object.metadata, generation: 2 } } };
     expect(plan(next, listed(team(2))).memo).toBeUndefined();
     expect(plan(next, failed({ reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' })).memo).toBeUndefined();
+  });
+});
+
+describe('one sync across both ConfigMaps', () => {
+  it('finds the pair in step after a sync, and out of step when half-written, forged or not vouched for', () => {
+    const before = afterFirstSync(team(2));
+    const { users, nss } = before.configMaps;
+    if (users === undefined || nss === undefined) throw new Error('not synced');
+    expect(configMapsInStep(before.object, before.configMaps)).toBe(true);
+    expect(nss.annotations?.[SYNC_ID_ANNOTATION]).toBe(before.object.status?.usersDigest);
+    expect(users.annotations?.[SYNC_ID_ANNOTATION]).toBe(before.object.status?.usersDigest);
+    // A crash between the writes: -nss of the next sync, -users and status of this one.
+    const next = afterFirstSync(team(3)).configMaps.nss;
+    expect(configMapsInStep(before.object, { users, nss: next })).toBe(false);
+    // A users.json with its content hash made to match: the hash proves nothing, the digest does.
+    const forgedJson = '[]\n';
+    const forged = { ...users, usersJson: forgedJson, dataHash: 'sha256:forged', annotations: { ...users.annotations, [CONTENT_HASH_ANNOTATION]: 'sha256:forged' } };
+    expect(configMapsInStep(before.object, { users: forged, nss })).toBe(false);
+    expect(configMapsInStep(before.object, { users })).toBe(false);
+    expect(configMapsInStep({ ...before.object, status: { ...before.object.status, usersDigest: undefined } }, before.configMaps)).toBe(false);
+    // Neither a write nor a repair of the pair is due when it is in step: zero writes still hold.
+    expect(plan(before, listed(team(2))).configMapWrites).toEqual([]);
+    const stale = plan({ ...before, configMaps: { users, nss: next } }, listed(team(2)));
+    expect(stale.configMapWrites.map((w) => w.manifest.metadata.name)).toEqual(['lab-nss']);
+  });
+
+  it('rewrites a ConfigMap whose sync id alone was changed', () => {
+    const before = afterFirstSync(team(2));
+    const nss = before.configMaps.nss;
+    const relabelled = { ...nss, annotations: { ...nss?.annotations, [SYNC_ID_ANNOTATION]: 'other' } };
+    expect(plan({ ...before, configMaps: { ...before.configMaps, nss: relabelled } }, listed(team(2))).configMapWrites.map((w) => w.manifest.metadata.name)).toEqual(['lab-nss']);
+  });
+
+  it('records the sync request it handled, so that one made while the operator was down is seen as new', () => {
+    const requested = (value: string, status?: HpcClusterStatus) => object({}, { annotations: { 'hpc.shanhe.com/sync-requested': value } }, status);
+    const first = plan(input({ object: requested('one') }), listed(team(1)));
+    expect(first.status?.lastHandledSyncRequest).toBe('one');
+    expect(syncRequestPending(requested('one', first.status))).toBe(false);
+    expect(syncRequestPending(requested('two', first.status))).toBe(true);
+    expect(syncRequestPending(object({}, {}, first.status))).toBe(false);
+    // A sync put off by the key's budget has not handled it.
+    const deferred = planDeferred(input({ object: requested('two', first.status) }), 'no calls left', 5_000, { nextSyncMs: 600_000 });
+    expect(deferred.status?.lastHandledSyncRequest).toBeUndefined();
+    const fresh = planDeferred(input({ object: requested('two') }), 'no calls left', 5_000, { nextSyncMs: 600_000 });
+    expect(fresh.status?.lastHandledSyncRequest).toBeUndefined();
+  });
+
+  it('never reports Synced when the apiserver refused a write: Ready False names the failure, the vouched list stays', () => {
+    const before = afterFirstSync(team(2));
+    const planned = plan(before, listed(team(3)));
+    expect(ready(planned)?.reason).toBe('Synced');
+    const refused = planWriteRefused(before, planned, 'the apiserver refused the write of ConfigMap lab-nss (HTTP 422): denied by policy');
+    expect(ready(refused)).toMatchObject({ status: 'False', reason: 'ConfigMapWriteFailed', message: 'the apiserver refused the write of ConfigMap lab-nss (HTTP 422): denied by policy' });
+    expect(conditionStatus(refused, 'Stalled')).toBe('False');
+    expect(refused.status?.usersDigest).toBe(before.object.status?.usersDigest);
+    expect(refused.status?.userCount).toBe(2);
+    expect(refused.result).toEqual({ outcome: 'error' });
+    expect(refused.memo).toBeUndefined();
+    expect(refused.configMapWrites).toEqual([]);
+    expect(refused.events).toEqual([{ type: 'Warning', reason: 'ConfigMapWriteFailed', message: ready(refused)?.message }]);
+    expect(refused.synced).toBeUndefined();
+    expect(refused.listed).toEqual(planned.listed);
   });
 });

@@ -1,6 +1,7 @@
 // The thin reconciler around the plan: what it reads, the order it writes in, the memo it
 // keeps between reconciles, and one log line per reconcile.
 import { describe, expect, it } from '@jest/globals';
+import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
 import type { ConfigMapState } from '../../../src/controller/plan.js';
@@ -38,7 +39,11 @@ class MemoryKube implements KubePort {
     this.secretReads++;
     return Promise.resolve({ state: 'lent', data: { access_key_id: 'AKID', secret_access_key: 'the-secret' } });
   }
+  /** The apiserver's answer to a ConfigMap write, by name: success when none is given. */
+  refuse = new Map<string, Error>();
   writeConfigMap(manifest: ConfigMapManifest): Promise<void> {
+    const refused = this.refuse.get(manifest.metadata.name);
+    if (refused !== undefined) return Promise.reject(refused);
     this.writes.push(`configmap ${manifest.metadata.name}`);
     return Promise.resolve();
   }
@@ -80,8 +85,30 @@ describe('HpcClusterReconciler', () => {
   it('writes the ConfigMaps, then status, then the event, and logs one line', async () => {
     const { kube, lines, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
-    expect(kube.writes).toEqual(['configmap lab-users', 'configmap lab-nss', 'status', 'event Normal Synced']);
+    expect(kube.writes).toEqual(['configmap lab-nss', 'configmap lab-users', 'status', 'event Normal Synced']);
     expect(lines.map((l) => [l.msg, l.result, l.outcome, l.users])).toEqual([['reconciled', 'Synced', 'success', 1]]);
+  });
+
+  it('never writes Synced over a refused ConfigMap write: Ready False names it, -users stays, back-off', async () => {
+    const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    const body = JSON.stringify({ kind: 'Status', message: 'configmaps "lab-nss" is forbidden: denied by policy', code: 422 });
+    kube.refuse.set('lab-nss', new ApiException(422, 'Unprocessable Entity', body, {}));
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error' });
+    expect(kube.writes).toEqual(['status', 'event Warning ConfigMapWriteFailed']);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'ConfigMapWriteFailed',
+      message: 'the apiserver refused the write of ConfigMap lab-nss (HTTP 422): configmaps "lab-nss" is forbidden: denied by policy',
+    });
+    // What it was about to write is remembered, so that its own write's event calls for no sync.
+    expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-nss' })?.syncId).toMatch(/^[0-9a-f]{64}$/);
+    expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-users' })).toBeUndefined();
+    // A conflict (a stale cache) is no refusal: thrown, and retried at once by the queue.
+    kube.refuse.set('lab-nss', new ApiException(409, 'Conflict', '{}', {}));
+    await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow();
+    kube.refuse.clear();
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
   });
 
   it('logs a failure once, as a warning, and returns it instead of throwing', async () => {
