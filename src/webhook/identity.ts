@@ -69,12 +69,16 @@ export class IdentityResolver {
     if (usersDigest === undefined) {
       return { ok: false, retry: true, message: `${named} has not synced its users yet (kubectl get hpcc ${clusterName} -n ${namespace}): retry once it is Ready` };
     }
-    const index = this.index(`${namespace}/${clusterName}`, hpcCluster, usersDigest, sources.usersConfigMap);
+    const usersConfigMap = sources.usersConfigMap;
+    if (usersConfigMap === undefined) {
+      return { ok: false, retry: true, message: `ConfigMap ${clusterName}-users of ${named} is missing (the operator recreates it): retry shortly` };
+    }
+    const index = this.index(`${namespace}/${clusterName}`, hpcCluster, usersDigest, usersConfigMap);
     if (index === undefined) {
       return {
         ok: false,
         retry: true,
-        message: `the user list of ${named} does not match what the operator wrote (ConfigMap ${clusterName}-users missing or altered; the operator repairs it): retry shortly`,
+        message: `the user list of ${named} does not match what the operator wrote (ConfigMap ${clusterName}-users was altered or replaced; the operator repairs it): retry shortly`,
       };
     }
     const user = index.users.get(username);
@@ -108,8 +112,8 @@ export class IdentityResolver {
     this.indexes.delete(`${namespace}/${clusterName}`);
   }
 
-  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap | undefined): UserIndex | undefined {
-    const usersJson = cm === undefined ? undefined : this.trusted(hpcCluster, usersDigest, cm);
+  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap): UserIndex | undefined {
+    const usersJson = this.trusted(hpcCluster, usersDigest, cm);
     if (usersJson === undefined) return undefined;
     const known = this.indexes.get(key);
     if (known?.usersDigest === usersDigest) return known.index;

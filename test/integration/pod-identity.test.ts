@@ -280,47 +280,91 @@ describe('controllers create the pods', () => {
 });
 
 describe('what tenants can write changes nothing', () => {
-  test('an edited -users ConfigMap never gives a pod the forged uid, and is repaired', async () => {
-    const cm = await tenant.readNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' });
-    const forged = (cm.data?.['users.json'] ?? '').replace('"uid": 30001', '"uid": 31337');
-    expect(forged).toContain('31337');
-    await tenant.replaceNamespacedConfigMap({ namespace: research, name: 'chem-lab-users', body: { ...cm, data: { ...cm.data, 'users.json': forged, 'ann.uid': '31337' } } });
-    // Refused (not verifiable) until the operator repairs it, then the real uid: never the forged one.
-    const uid = await waitFor(
+  /** Ann's claim, created as the tenant: the uid admitted, or the refusal's message. */
+  async function claimAnn(): Promise<number | string> {
+    try {
+      return (await createPod(podManifest({ cluster: 'chem-lab', user: 'ann' }), research, tenant)).spec?.securityContext?.runAsUser ?? 'no uid';
+    } catch (error) {
+      return String((error as { body?: unknown }).body);
+    }
+  }
+
+  /**
+   * Claims ann until a refusal says `reason`, recording every outcome: until the webhook's
+   * cache has the forgery, pods are still admitted, with the real uid.
+   */
+  async function claimUntilRefused(reason: string, outcomes: (number | string)[]): Promise<void> {
+    await waitFor(
       async () => {
-        try {
-          return (await createPod(podManifest({ cluster: 'chem-lab', user: 'ann' }), research, tenant)).spec?.securityContext?.runAsUser;
-        } catch (error) {
-          expect(String((error as { body?: unknown }).body)).toContain('does not match what the operator wrote');
-          return undefined;
-        }
+        const outcome = await claimAnn();
+        outcomes.push(outcome);
+        return typeof outcome === 'string' && outcome.includes(reason);
+      },
+      { description: `a refusal saying "${reason}"` },
+    );
+  }
+
+  /**
+   * Suspends or resumes chem-lab. While it is suspended the operator writes nothing, so a
+   * forgery stands until the test resumes it: no race between the tenant's write and the repair.
+   */
+  async function setSuspended(suspend: boolean): Promise<void> {
+    await patchHpcCluster(admin, research, 'chem-lab', { spec: { suspend } });
+    const { generation } = (await readHpcCluster(admin, research, 'chem-lab')).metadata;
+    await waitForReady(admin, research, 'chem-lab', suspend ? 'Suspended' : 'Synced', generation === undefined ? {} : { generation });
+  }
+
+  const forgedUsersJson = (real: string | undefined): string => {
+    const forged = (real ?? '').replace('"uid": 30001', '"uid": 31337');
+    expect(forged).toContain('31337');
+    return forged;
+  };
+
+  test('an edited -users ConfigMap never gives a pod the forged uid, and is repaired', async () => {
+    await setSuspended(true);
+    const cm = await tenant.readNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' });
+    await tenant.replaceNamespacedConfigMap({
+      namespace: research,
+      name: 'chem-lab-users',
+      body: { ...cm, data: { ...cm.data, 'users.json': forgedUsersJson(cm.data?.['users.json']), 'ann.uid': '31337' } },
+    });
+    const outcomes: (number | string)[] = [];
+    await claimUntilRefused('chem-lab-users was altered or replaced', outcomes);
+    await setSuspended(false);
+    // Repaired by the resumed sync: ann is admitted again, with the real uid.
+    await waitFor(
+      async () => {
+        const outcome = await claimAnn();
+        outcomes.push(outcome);
+        return typeof outcome === 'number';
       },
       { description: 'ann admitted again' },
     );
-    expect(uid).toBe(30001);
+    expect(outcomes.filter((o) => typeof o === 'number')).toEqual(expect.arrayContaining([30001]));
+    expect(outcomes.filter((o) => typeof o === 'number' && o !== 30001)).toEqual([]);
   });
 
   test('a look-alike -users ConfigMap in place of the real one is not believed', async () => {
+    await setSuspended(true);
     const real = await tenant.readNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' });
     await tenant.deleteNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' });
-    const forged = (real.data?.['users.json'] ?? '').replace('"uid": 30001', '"uid": 31337');
+    const outcomes: (number | string)[] = [];
+    await claimUntilRefused('chem-lab is missing', outcomes);
     // Same name, labels and annotations, no ownerReference (a tenant cannot make the HpcCluster control it).
-    await tenant
-      .createNamespacedConfigMap({ namespace: research, body: { metadata: { name: 'chem-lab-users', labels: real.metadata?.labels, annotations: real.metadata?.annotations }, data: { ...real.data, 'users.json': forged } } })
-      .catch(() => undefined); // the operator may have recreated it first
-    const outcomes = new Set<string>();
-    for (let i = 0; i < 5; i++) {
-      try {
-        outcomes.add(String((await createPod(podManifest({ cluster: 'chem-lab', user: 'ann' }))).spec?.securityContext?.runAsUser));
-      } catch (error) {
-        expect(String((error as { body?: unknown }).body)).toContain('does not match what the operator wrote');
-        outcomes.add('refused');
-      }
-    }
-    expect(outcomes.has('31337')).toBe(false);
-    // Tidy up for the guard tests: the operator recreates its own ConfigMap once the forgery is gone.
-    await tenant.deleteNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' }).catch(() => undefined);
+    await tenant.createNamespacedConfigMap({
+      namespace: research,
+      body: { metadata: { name: 'chem-lab-users', labels: real.metadata?.labels, annotations: real.metadata?.annotations }, data: { ...real.data, 'users.json': forgedUsersJson(real.data?.['users.json']) } },
+    });
+    await claimUntilRefused('chem-lab-users was altered or replaced', outcomes);
+    expect(outcomes.filter((o) => typeof o === 'number' && o !== 30001)).toEqual([]);
+    // The operator never adopts the look-alike: it recreates its own once the forgery is gone.
+    await tenant.deleteNamespacedConfigMap({ namespace: research, name: 'chem-lab-users' });
+    await setSuspended(false);
     await waitFor(async () => (await readConfigMap(admin, research, 'chem-lab-users'))?.metadata?.ownerReferences?.length === 1, { description: 'chem-lab-users recreated' });
+    expect(await waitFor(async () => {
+      const outcome = await claimAnn();
+      return typeof outcome === 'number' ? outcome : undefined;
+    }, { description: 'ann admitted again' })).toBe(30001);
   });
 });
 

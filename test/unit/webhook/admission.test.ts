@@ -227,13 +227,17 @@ describe('refusals name the fix', () => {
 describe('what tenants can write changes nothing', () => {
   it('an edited users.json (uid 0 for ann) is not believed', () => {
     const edited = usersConfigMap(chemLab, [{ ...ann, uid: 1 }, ben]);
-    expect(refusal(pod(), caches([chemLab], [edited]))).toMatchObject({ code: 503, message: expect.stringContaining('missing or altered') });
+    expect(refusal(pod(), caches([chemLab], [edited]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
+  });
+
+  it('a missing -users ConfigMap is told apart from an altered one', () => {
+    expect(refusal(pod(), caches([chemLab], []))).toMatchObject({ code: 503, message: expect.stringContaining('ConfigMap chem-lab-users of HpcCluster research/chem-lab is missing') });
   });
 
   it('a look-alike with the exact text but not controlled by the HpcCluster is not believed', () => {
     const forged = usersConfigMap(chemLab, [ann, ben]);
     forged.metadata.ownerReferences = [];
-    expect(refusal(pod(), caches([chemLab], [forged])).code).toBe(503);
+    expect(refusal(pod(), caches([chemLab], [forged]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
   });
 
   it('after a sync without the user, the old users.json no longer counts and the new one refuses', () => {
