@@ -8,11 +8,13 @@ import * as x509 from '@peculiar/x509';
  * The webhook's own CA and serving certificate, when the operator manages them. The kube-apiserver
  * verifies the webhook against the configuration's caBundle, so renewal must never present a
  * certificate the apiserver's current bundle cannot verify:
- * - the serving certificate is renewed with a third of its life left, from the same CA: any
+ * - the serving certificate is renewed `renewBeforeMs` before it ends, from the same CA: any
  *   replica may serve the old or the new one meanwhile;
- * - the CA is renewed with a third of its life left by adding the new CA to the bundle first;
- *   only after `overlap` (the bundle has long reached the apiserver and every replica) is a
- *   serving certificate issued from it; a CA leaves the bundle when it expires.
+ * - the CA is renewed four times as early (it lives four times as long) by adding the new CA to
+ *   the bundle first; only after `overlap` (the bundle has long reached the apiserver and every
+ *   replica) is a serving certificate issued from it; a CA leaves the bundle when it expires.
+ * Renewal goes by the time left, not by a share of the validity period: that period includes the
+ * backdating, which would make a short-lived certificate due the moment it is issued.
  */
 
 // Node's WebCrypto, as the DOM's Crypto that @peculiar/x509 declares (the project has no DOM lib).
@@ -39,11 +41,17 @@ export interface CertificatePolicy {
   hosts: string[];
   /** Life of a serving certificate; a CA lives four times as long. */
   validityMs: number;
+  /** Renew a serving certificate this long before it ends (default: a third of validityMs; less than validityMs). */
+  renewBeforeMs?: number;
 }
 
 const caValidityMs = (policy: CertificatePolicy): number => policy.validityMs * 4;
-/** How long a new CA sits in the bundle before it signs the serving certificate. */
-export const caOverlapMs = (policy: CertificatePolicy): number => policy.validityMs / 6;
+const renewBeforeMs = (policy: CertificatePolicy): number => policy.renewBeforeMs ?? policy.validityMs / 3;
+/**
+ * How long a new CA sits in the bundle before it signs the serving certificate: shorter than
+ * renewBefore, so a serving certificate that is due is renewed before it ends.
+ */
+export const caOverlapMs = (policy: CertificatePolicy): number => Math.min(policy.validityMs / 6, renewBeforeMs(policy) / 2);
 
 const pemBlocks = (bundle: string): string[] => bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 
@@ -112,11 +120,7 @@ function hostsOf(cert: X509Certificate): string[] {
     .sort();
 }
 
-const lifeLeft = (cert: X509Certificate, now: Date): number => {
-  const from = Date.parse(cert.validFrom);
-  const to = Date.parse(cert.validTo);
-  return (to - now.getTime()) / (to - from);
-};
+const timeLeft = (cert: X509Certificate, now: Date): number => Date.parse(cert.validTo) - now.getTime();
 
 function parse(material: Partial<CertificateMaterial> | undefined) {
   try {
@@ -154,7 +158,7 @@ export async function renewCertificates(
   let bundle = parsed.cas.filter((ca) => Date.parse(ca.cert.validTo) > now.getTime()).map((ca) => ca.pem);
   if (bundle.length !== parsed.cas.length) changed = true;
 
-  if (lifeLeft(signerCert, now) < 1 / 3) {
+  if (timeLeft(signerCert, now) < 4 * renewBeforeMs(policy)) {
     signer = await createCa(now, caValidityMs(policy));
     signerCert = new X509Certificate(signer.certPem);
     bundle = [signer.certPem, ...bundle];
@@ -168,8 +172,8 @@ export async function renewCertificates(
     Date.parse(serving.validTo) > now.getTime() &&
     hostsOf(serving).join(',') === [...policy.hosts].sort().join(',') &&
     bundle.some((pem) => serving.checkIssued(new X509Certificate(pem)));
-  // Due renewals wait for a new CA to settle: a third of a serving life outlasts the overlap.
-  const due = serving === undefined || lifeLeft(serving, now) < 1 / 3 || !serving.checkIssued(signerCert);
+  // Due renewals wait for a new CA to settle: renewBefore outlasts the overlap.
+  const due = serving === undefined || timeLeft(serving, now) < renewBeforeMs(policy) || !serving.checkIssued(signerCert);
   const reissue = !usable || (due && signerSettled);
   let tls = { cert: material?.['tls.crt'] ?? '', key: material?.['tls.key'] ?? '' };
   if (reissue) {

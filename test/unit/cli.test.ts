@@ -29,6 +29,7 @@ describe('hpc-user-operator CLI', () => {
     [['--sync-timeout', '1000h'], '--sync-timeout must be a duration like 30s or 2m, at most 24h, got "1000h"'],
     [['--drain-timeout', '600h'], '--drain-timeout must be a duration'],
     [['--max-users-per-sync', '0'], '--max-users-per-sync must be a positive integer'],
+    [['--webhook-addr', ':9443', '--webhook-cert-validity', '1h', '--webhook-cert-renew-before', '1h'], '--webhook-cert-renew-before must be more than 0 and less than --webhook-cert-validity'],
   ])('run refuses %j before it starts', async (flags, message) => {
     const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {

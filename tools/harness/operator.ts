@@ -146,6 +146,8 @@ export interface TestWebhookOptions {
   namespace: string;
   /** Life of a serving certificate (default 1 h). */
   validityMs?: number;
+  /** Renew it this long before it ends (default a third of validityMs). */
+  renewBeforeMs?: number;
   checkIntervalMs?: number;
 }
 
@@ -203,7 +205,10 @@ export async function startOperator(
               kubeConfig,
               namespace: webhook.namespace,
               secretName: WEBHOOK_SECRET,
-              managed: { policy: { hosts: ['127.0.0.1'], validityMs: webhook.validityMs ?? 3_600_000 }, webhookConfigurationName: WEBHOOK_CONFIGURATION },
+              managed: {
+                policy: { hosts: ['127.0.0.1'], validityMs: webhook.validityMs ?? 3_600_000, ...(webhook.renewBeforeMs === undefined ? {} : { renewBeforeMs: webhook.renewBeforeMs }) },
+                webhookConfigurationName: WEBHOOK_CONFIGURATION,
+              },
               checkIntervalMs: webhook.checkIntervalMs ?? 1_000,
               logger,
             }),

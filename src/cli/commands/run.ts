@@ -13,7 +13,8 @@ import { EndpointAllowList, PROVIDER_ENDPOINTS } from '../../provider/endpoint-p
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
 import { loadKubeConfig } from '../../runtime/kubeconfig.js';
-import { CertificateKeeper } from '../../webhook/certificate-keeper.js';
+import { CertificateKeeper, type CertificateKeeperOptions } from '../../webhook/certificate-keeper.js';
+import type { CertificatePolicy } from '../../webhook/certificates.js';
 import { integerFlag, optionalString, UsageError, type Command, type FlagValues } from '../command.js';
 
 const DEFAULTS = {
@@ -36,8 +37,10 @@ const MAX_FLAG_DURATION = '24h';
 
 const WEBHOOK_CERT_MODES = ['managed', 'secret'] as const;
 
-/** The webhook flags as the Manager takes them, or undefined when --webhook-addr is not given. */
-function webhookFlags(values: FlagValues, kubeConfig: KubeConfig, logger: Logger): ManagerOptions['webhook'] {
+type WebhookFlags = { addr: string; certificates: Omit<CertificateKeeperOptions, 'kubeConfig' | 'logger'> };
+
+/** The webhook flags, checked before anything starts; undefined when --webhook-addr is not given. */
+function webhookFlags(values: FlagValues): WebhookFlags | undefined {
   const addr = optionalString(values, 'webhook-addr');
   if (addr === undefined || addr === '0') return undefined;
   const mode = optionalString(values, 'webhook-certs') ?? 'managed';
@@ -48,22 +51,35 @@ function webhookFlags(values: FlagValues, kubeConfig: KubeConfig, logger: Logger
     .split(',')
     .map((host) => host.trim())
     .filter((host) => host !== '');
-  const certificates = new CertificateKeeper({
-    kubeConfig,
+  const certificates = {
     namespace,
     secretName: optionalString(values, 'webhook-secret') ?? DEFAULTS.webhookSecret,
     checkIntervalMs: durationFlag(values, 'webhook-cert-check-interval', DEFAULTS.webhookCertCheckInterval),
-    logger,
     ...(mode === 'managed'
       ? {
           managed: {
-            policy: { hosts, validityMs: durationFlag(values, 'webhook-cert-validity', DEFAULTS.webhookCertValidity, '87600h') },
+            policy: certificatePolicyFlags(values, hosts),
             webhookConfigurationName: optionalString(values, 'webhook-configuration') ?? DEFAULTS.webhookConfiguration,
           },
         }
       : {}),
-  });
+  };
   return { addr, certificates };
+}
+
+/** The webhook as the Manager runs it. */
+function webhookOf(flags: WebhookFlags | undefined, kubeConfig: KubeConfig, logger: Logger): ManagerOptions['webhook'] {
+  if (flags === undefined) return undefined;
+  return { addr: flags.addr, certificates: new CertificateKeeper({ ...flags.certificates, kubeConfig, logger }) };
+}
+
+/** The serving certificate's life, and how long before its end it is renewed (default a third of it). */
+function certificatePolicyFlags(values: FlagValues, hosts: string[]): CertificatePolicy {
+  const validityMs = durationFlag(values, 'webhook-cert-validity', DEFAULTS.webhookCertValidity, '87600h');
+  if (optionalString(values, 'webhook-cert-renew-before') === undefined) return { hosts, validityMs };
+  const renewBeforeMs = durationFlag(values, 'webhook-cert-renew-before', '0s', '87600h');
+  if (renewBeforeMs <= 0 || renewBeforeMs >= validityMs) throw new UsageError('--webhook-cert-renew-before must be more than 0 and less than --webhook-cert-validity');
+  return { hosts, validityMs, renewBeforeMs };
 }
 
 /** `2000/1h`: calls per duration. */
@@ -138,6 +154,8 @@ Pod identity webhook (off unless --webhook-addr is given; every replica serves i
   --webhook-service NAME             Service in front of the webhook; the certificate is for its DNS names (default ${DEFAULTS.webhookService})
   --webhook-cert-hosts H[,H...]      DNS names or IPs of the certificate instead of the Service's
   --webhook-cert-validity DURATION   life of a serving certificate (at most 87600h); the CA lives 4 times as long (default ${DEFAULTS.webhookCertValidity})
+  --webhook-cert-renew-before DURATION  renew a serving certificate this long before it ends, the CA 4 times as
+                                     early (default: a third of the validity)
   --webhook-cert-check-interval DURATION  how often the Secret is re-read and renewal considered (default ${DEFAULTS.webhookCertCheckInterval})
 Durations are at most ${MAX_FLAG_DURATION}.`,
   options: {
@@ -166,6 +184,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     'webhook-service': { type: 'string' },
     'webhook-cert-hosts': { type: 'string' },
     'webhook-cert-validity': { type: 'string' },
+    'webhook-cert-renew-before': { type: 'string' },
     'webhook-cert-check-interval': { type: 'string' },
   },
   async run(values, positionals) {
@@ -182,6 +201,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     const caFile = optionalString(values, 'provider-ca-file');
     const rateLimit = rateLimitFlag(values);
     const allowedEndpoints = allowedEndpointsFlag(values);
+    const webhookSettings = webhookFlags(values);
     const limits = {
       deadlineMs: durationFlag(values, 'sync-timeout', DEFAULTS.syncTimeout),
       maxRows: integerFlag(values, 'max-users-per-sync', DEFAULT_SYNC_LIMITS.maxRows, 1),
@@ -204,7 +224,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
       ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     });
-    const webhook = webhookFlags(values, kubeConfig, logger);
+    const webhook = webhookOf(webhookSettings, kubeConfig, logger);
     const metricsAddr = address('metrics-addr', DEFAULTS.metricsAddr);
     const healthAddr = address('health-addr', DEFAULTS.healthAddr);
     const manager = new Manager({

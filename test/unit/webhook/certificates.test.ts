@@ -64,4 +64,27 @@ describe('renewCertificates', () => {
     expect(largestBundle).toBe(2);
     // Key generation and signing at every renewal: CPU work that a loaded machine slows down.
   }, 60_000);
+
+  it('renews a short-lived certificate renewBefore its end, not at once (the backdating is not counted as life)', async () => {
+    const short: CertificatePolicy = { hosts: ['127.0.0.1'], validityMs: 20_000, renewBeforeMs: 15_000 };
+    const first = await renewCertificates(undefined, short, t0);
+    if (first === undefined) throw new Error('nothing created');
+    expect(await renewCertificates(first, short, at(1_000))).toBeUndefined();
+    expect(await renewCertificates(first, short, at(4_900))).toBeUndefined();
+    const renewed = await renewCertificates(first, short, at(5_100));
+    expect(renewed?.['tls.crt']).not.toBe(first['tls.crt']);
+    expect(renewed?.['ca.crt']).toBe(first['ca.crt']);
+    // The CA (80 s) is renewed 4 × 15 s before its end: at 20 s, into the bundle first.
+    expect(await renewCertificates(renewed, short, at(6_000))).toBeUndefined();
+    const newCa = await renewCertificates(renewed, short, at(20_100));
+    expect(bundleOf(newCa as CertificateMaterial)).toHaveLength(2);
+    expect(newCa?.['tls.crt']).toBe(renewed?.['tls.crt']);
+    expect(caOverlapMs(short)).toBeLessThan(15_000);
+  });
+
+  it('by default renews a serving certificate with a third of its life left', async () => {
+    const first = await renewCertificates(undefined, policy, t0);
+    expect(await renewCertificates(first, policy, at(3.9 * HOUR))).toBeUndefined();
+    expect((await renewCertificates(first, policy, at(4.1 * HOUR)))?.['tls.crt']).not.toBe(first?.['tls.crt']);
+  });
 });
