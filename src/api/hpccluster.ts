@@ -1,6 +1,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { DEFAULT_ID_RANGE, MAX_SYNCED_ID, ROLES } from '../domain/user.js';
+import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 
 /**
@@ -61,7 +62,7 @@ const secretRefSchema = z
       .describe('Key in the Secret that holds the API secret access key.'),
   })
   .describe(
-    `The provider API credentials. Only a Secret in the HpcCluster's own namespace that carries the label ${CREDENTIALS_LABEL}: "${CREDENTIALS_LABEL_VALUE}" is read, so a namespace cannot borrow another team's keys and no other Secret is read.`,
+    `The provider API credentials. Only a Secret in the HpcCluster's own namespace that carries the label ${CREDENTIALS_LABEL}: "${CREDENTIALS_LABEL_VALUE}" is read, so a namespace cannot borrow another team's keys and no other Secret is read. When the provider gave the access key another rate than the operator's default, annotate the Secret with it, e.g. ${PROVIDER_RATE_LIMIT_ANNOTATION}: "5000/1h".`,
   );
 
 const filterSchema = z

@@ -14,15 +14,31 @@ export class CallBucket {
   private tokens: number;
   private updatedAt: number;
   private reserved = 0;
-  private readonly perMs: number;
+  private perMs: number;
 
   constructor(
-    readonly limit: RateLimit,
+    private rateLimit: RateLimit,
     now: number,
   ) {
-    this.tokens = limit.capacity;
+    this.tokens = rateLimit.capacity;
     this.updatedAt = now;
+    this.perMs = rateLimit.refill / rateLimit.intervalMs;
+  }
+
+  get limit(): RateLimit {
+    return this.rateLimit;
+  }
+
+  /**
+   * The key's rate changed (its Secrets declare another): what was spent stays spent, so a
+   * larger bucket does not start full and a smaller one starts as far below its capacity.
+   */
+  setLimit(limit: RateLimit, now: number): void {
+    this.refillTo(now);
+    const spent = this.rateLimit.capacity - this.tokens;
+    this.rateLimit = limit;
     this.perMs = limit.refill / limit.intervalMs;
+    this.tokens = limit.capacity - spent;
   }
 
   /**
@@ -55,7 +71,7 @@ export class CallBucket {
   }
 
   private refillTo(now: number): void {
-    this.tokens = Math.min(this.limit.capacity, this.tokens + Math.max(0, now - this.updatedAt) * this.perMs);
+    this.tokens = Math.min(this.rateLimit.capacity, this.tokens + Math.max(0, now - this.updatedAt) * this.perMs);
     this.updatedAt = Math.max(this.updatedAt, now);
   }
 }

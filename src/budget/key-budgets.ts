@@ -1,6 +1,7 @@
 import type { AccessKeyIdentity } from '../provider/key-identity.js';
 import { rateLimitOf, type CallLimiter, type CallLimiters } from '../provider/rate-limiter.js';
 import { CallBucket } from './bucket.js';
+import { keyRateOf } from './declared-rate.js';
 import { budgetOf, ON_DEMAND_SHARE, planKey, PROVIDER_CALL_RATE, type CallRate, type KeyPlan } from './plan.js';
 import { delayAfterSync, phaseOf } from './schedule.js';
 
@@ -35,6 +36,8 @@ interface TrackedResource {
   keyId: string;
   intervalMs: number;
   cost: number;
+  /** The rate its credentials Secret declares for the key, if it declares one. */
+  declaredRate: CallRate | undefined;
 }
 
 interface KeyState {
@@ -51,12 +54,13 @@ interface KeyState {
 
 const HOUR_MS = 3_600_000;
 
-
 export interface KeyBudgetsOptions {
   /** The rate of a key whose Secrets declare none; default the provider's 2,000 per hour. */
   defaultRate?: CallRate;
   now?: () => number;
 }
+
+const sameRate = (a: CallRate | undefined, b: CallRate | undefined): boolean => a?.calls === b?.calls && a?.windowMs === b?.windowMs;
 
 export class KeyBudgets implements CallLimiters {
   private readonly keys = new Map<string, KeyState>();
@@ -72,9 +76,10 @@ export class KeyBudgets implements CallLimiters {
   /**
    * Puts a resource in its key's plan, or moves it there from another key. `cost` (pages)
    * is used only when the resource is new here (say, estimated from status after a
-   * restart); later syncs report their own.
+   * restart); later syncs report their own. `rate`: what the resource's credentials Secret
+   * declares the key is allowed (see keyRateOf).
    */
-  track(resourceId: string, ref: AccessKeyIdentity, intervalMs: number, options: { cost?: number } = {}): void {
+  track(resourceId: string, ref: AccessKeyIdentity, intervalMs: number, options: { cost?: number; rate?: CallRate } = {}): void {
     const previous = this.resources.get(resourceId);
     if (previous !== undefined && previous.keyId !== ref.id) this.forget(resourceId);
     const kept = this.resources.get(resourceId);
@@ -83,8 +88,9 @@ export class KeyBudgets implements CallLimiters {
       keyId: ref.id,
       intervalMs,
       cost: kept?.cost ?? Math.max(1, options.cost ?? 1),
+      declaredRate: options.rate,
     };
-    if (kept !== undefined && kept.intervalMs === entry.intervalMs) return;
+    if (kept !== undefined && kept.intervalMs === entry.intervalMs && sameRate(kept.declaredRate, entry.declaredRate)) return;
     this.resources.set(resourceId, entry);
     const state = this.keys.get(ref.id) ?? this.newKey(ref);
     state.resources.set(resourceId, entry);
@@ -248,6 +254,11 @@ export class KeyBudgets implements CallLimiters {
 
   private replan(state: KeyState): void {
     const entries = [...state.resources.values()];
+    const rate = keyRateOf(entries.map((e) => e.declaredRate), this.defaultRate);
+    if (!sameRate(rate, state.rate)) {
+      state.rate = rate;
+      state.bucket.setLimit(rateLimitOf(budgetOf(rate), rate.windowMs), this.now());
+    }
     state.plan = planKey(entries, state.rate);
     const ids = entries.map((e) => e.id).sort();
     state.phases = new Map(ids.map((id, rank) => [id, phaseOf(rank, ids.length)]));

@@ -11,6 +11,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
+import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
 import type { ObjectKey } from './object-key.js';
@@ -95,7 +96,9 @@ export class KubeApiPort implements KubePort {
     const data: Record<string, string> = {};
     for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
     for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
-    return { state: 'lent', data };
+    // The key's declared rate is metadata, from the cache like the label above.
+    const providerRateLimit = metadata.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
+    return { state: 'lent', data, ...(providerRateLimit === undefined ? {} : { providerRateLimit }) };
   }
 
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {

@@ -81,6 +81,8 @@ export interface SyncSchedule {
   stretchedInterval?: string;
   /** Why it is stretched, for the event that says so. */
   stretchedBecause?: string;
+  /** Why the credentials Secret's declared rate is ignored (budget/declared-rate.ts), for Ready and a Warning. */
+  rateProblem?: string;
 }
 
 /** What the provider must be asked before the reconcile can decide. */
@@ -226,6 +228,12 @@ function settle(
     events.push({ type: 'Warning', reason: after.reason, message: after.message });
   }
   events.push(...intervalEvents(object, previous?.effectiveSyncInterval, extra.schedule));
+  const rateProblem = extra.schedule?.rateProblem;
+  if (rateProblem !== undefined && after !== undefined) {
+    // Ready says it while the annotation is wrong; a Warning when Ready did not say it yet.
+    after.message = after.message === '' ? rateProblem : `${after.message}; ${rateProblem}`;
+    if (before?.message.includes(rateProblem) !== true) events.push({ type: 'Warning', reason: 'InvalidProviderRateLimit', message: rateProblem });
+  }
   return {
     configMapWrites: extra.configMapWrites ?? [],
     status: statusWriteDue(previous, next, now) ? next : undefined,

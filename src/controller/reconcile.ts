@@ -2,6 +2,7 @@ import { ApiException } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
 import { formatDuration, parseDuration } from '../api/duration.js';
+import { declaredRateOf } from '../budget/declared-rate.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { syncKindOf } from '../budget/sync-kind.js';
 import { CONTENT_HASH_ANNOTATION, nssConfigMapName, SYNC_ID_ANNOTATION, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
@@ -205,7 +206,8 @@ export class HpcClusterReconciler {
     const { spec, target, credentials } = request;
     const accessKey = accessKeyIdentity(target.endpoint, credentials.accessKeyId, credentials.secretAccessKey);
     const intervalMs = parseDuration(spec.syncInterval) ?? 600_000;
-    budget.track(id, accessKey, intervalMs, { cost: pagesFromStatus(input.object.status) });
+    const declared = declaredRateOf(spec.credentialsSecretRef.name, input.secret?.state === 'lent' ? input.secret.providerRateLimit : undefined);
+    budget.track(id, accessKey, intervalMs, { cost: pagesFromStatus(input.object.status), ...(declared.rate === undefined ? {} : { rate: declared.rate }) });
     const inputs = memoOf(input);
     const ready = readyCondition(input.object.status);
     const kind = syncKindOf(this.lastSyncs.get(id), inputs, {
@@ -219,7 +221,7 @@ export class HpcClusterReconciler {
         admission.reason === 'key-paused'
           ? `the provider answered QuotaExceeded for access key ${accessKey.short}: every resource on it waits until ${formatTimestamp(new Date(admission.retryAt))}`
           : `access key ${accessKey.short} has no calls left in its budget for now: the sync runs as soon as it has (see the hpc_user_operator_key_* metrics)`;
-      return planDeferred(input, message, admission.retryAt - this.now().getTime(), this.scheduleOf(id, intervalMs));
+      return planDeferred(input, message, admission.retryAt - this.now().getTime(), this.scheduleOf(id, intervalMs, declared.problem));
     }
     this.lastSyncs.set(id, inputs);
     let answer: ListResult;
@@ -235,11 +237,11 @@ export class HpcClusterReconciler {
       const message = `${answer.failure.message}; every resource on access key ${accessKey.short} waits until ${formatTimestamp(new Date(until))}`;
       answer = { failure: { ...answer.failure, message, retry: { afterMs: Math.max(1, until - this.now().getTime()) } } };
     }
-    return planSync(input, request, answer, this.scheduleOf(id, intervalMs));
+    return planSync(input, request, answer, this.scheduleOf(id, intervalMs, declared.problem));
   }
 
-  /** The budget's word on a tracked resource: its next slot, and its interval when stretched. */
-  private scheduleOf(id: string, intervalMs: number): SyncSchedule {
+  /** The budget's word on a tracked resource: its next slot, its interval when stretched, and what is wrong with its Secret's declared rate. */
+  private scheduleOf(id: string, intervalMs: number, rateProblem: string | undefined): SyncSchedule {
     const { budget } = this.deps;
     const stretchedMs = budget.stretchedIntervalMs(id);
     const because = budget.describeKeyOf(id);
@@ -247,6 +249,7 @@ export class HpcClusterReconciler {
       nextSyncMs: budget.delayAfterSyncMs(id) ?? intervalMs,
       ...(stretchedMs === undefined ? {} : { stretchedInterval: formatDuration(stretchedMs) }),
       ...(because === undefined ? {} : { stretchedBecause: because }),
+      ...(rateProblem === undefined ? {} : { rateProblem }),
     };
   }
 

@@ -105,4 +105,24 @@ describe('KeyBudgets', () => {
     aborted.abort(new Error('deleted'));
     await expect(limiter.acquire(aborted.signal)).rejects.toThrow('deleted');
   });
+
+  it("plans a key with the rate its Secrets declare, and keeps what was spent when the rate changes", () => {
+    const { budgets: b } = budgets();
+    const more = { calls: 5000, windowMs: hour };
+    for (let i = 0; i < 40; i++) b.track(`ns/r${i}`, keyA, 600_000, { cost: 10, rate: more });
+    expect(b.stretchedIntervalMs('ns/r0')).toBeUndefined();
+    expect(b.report()[0]).toMatchObject({ budgetPerHour: 4750, demandPerHour: 2400, stretched: 0, tokens: 237 });
+    expect(sync(b, 'ns/r0', keyA.id, 10).granted).toBe(true);
+    expect(b.report()[0]?.tokens).toBeCloseTo(227);
+
+    // One resource whose Secret declares nothing: the key falls back to the default, and its
+    // bucket (95) is short by what was spent.
+    b.track('ns/r39', keyA, 600_000, { cost: 10 });
+    expect(b.report()[0]).toMatchObject({ budgetPerHour: 1900, stretched: 40 });
+    expect(b.report()[0]?.tokens).toBeCloseTo(85);
+    expect(b.stretchedIntervalMs('ns/r0')).toBe(900_000);
+
+    b.track('ns/r39', keyA, 600_000, { rate: more });
+    expect(b.report()[0]).toMatchObject({ budgetPerHour: 4750, stretched: 0 });
+  });
 });

@@ -226,6 +226,19 @@ describe('planSync', () => {
     expect(restored.events).toEqual([{ type: 'Normal', reason: 'SyncIntervalRestored', message: 'spec.syncInterval (10m) applies again' }]);
   });
 
+  it("says in Ready, and once by a Warning, that the Secret's declared rate is ignored", () => {
+    const rateProblem = 'Secret keys: annotation hpc.shanhe.com/provider-rate-limit "lots" is not calls per duration';
+    const first = plan(input(), listed([user('ann', 2000)]), { nextSyncMs: 600_000, rateProblem });
+    expect(ready(first)).toMatchObject({ status: 'True', reason: 'Synced', message: `1 user synced; ${rateProblem}` });
+    expect(first.events).toContainEqual({ type: 'Warning', reason: 'InvalidProviderRateLimit', message: rateProblem });
+    const again = plan(input({ object: object({}, {}, first.status) }), listed([user('ann', 2000)]), { nextSyncMs: 600_000, rateProblem });
+    expect(again.status).toBeUndefined();
+    expect(again.events).toEqual([]);
+    const fixed = plan(input({ object: object({}, {}, first.status) }), listed([user('ann', 2000)]));
+    expect(ready(fixed)?.message).toBe('1 user synced');
+    expect(fixed.events).toEqual([]);
+  });
+
   it('puts off a sync its key cannot pay for: a synced resource keeps its status, a new one says why', () => {
     const synced = input({ object: object({}, {}, plan(input(), listed([user('ann', 2000)])).status) });
     expect(planDeferred(synced, 'no calls left', 5_000, { nextSyncMs: 600_000 })).toMatchObject({

@@ -25,6 +25,8 @@ class MemoryKube implements KubePort {
     spec: { clusterId: 'hpc-1', zone: 'jinan1a', credentialsSecretRef: { name: 'keys' } },
   };
   secretReads = 0;
+  /** The Secret's hpc.shanhe.com/provider-rate-limit annotation, if it has one. */
+  providerRateLimit: string | undefined;
 
   getHpcCluster(): HpcClusterObject | undefined {
     return this.object;
@@ -37,7 +39,8 @@ class MemoryKube implements KubePort {
   }
   readSecret(): Promise<SecretRead> {
     this.secretReads++;
-    return Promise.resolve({ state: 'lent', data: { access_key_id: 'AKID', secret_access_key: 'the-secret' } });
+    const data = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
+    return Promise.resolve({ state: 'lent', data, ...(this.providerRateLimit === undefined ? {} : { providerRateLimit: this.providerRateLimit }) });
   }
   /** The apiserver's answer to a ConfigMap write, by name: success when none is given. */
   refuse = new Map<string, Error>();
@@ -74,7 +77,7 @@ function setup(answer: () => ListResult | Promise<ListResult>) {
   const now = Date.parse('2027-01-15T08:00:00Z');
   const budget = new KeyBudgets({ now: () => now });
   const reconciler = new HpcClusterReconciler({ kube, users, budget, logger, now: () => new Date(now) });
-  return { kube, lines, reconciler, calls: () => calls };
+  return { kube, lines, reconciler, budget, calls: () => calls };
 }
 
 const signal = new AbortController().signal;
@@ -140,6 +143,18 @@ describe('HpcClusterReconciler', () => {
     kube.object = object;
     await reconciler.reconcile(KEY, signal);
     expect(calls()).toBe(2);
+  });
+
+  it("plans the key with the rate its Secret declares, and warns of a value that is none", async () => {
+    const { kube, reconciler, budget } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    kube.providerRateLimit = '5000/1h';
+    await reconciler.reconcile(KEY, signal);
+    expect(budget.report()).toEqual([expect.objectContaining({ budgetPerHour: 4750 })]);
+    kube.providerRateLimit = '5000 an hour';
+    await reconciler.reconcile(KEY, signal);
+    expect(budget.report()).toEqual([expect.objectContaining({ budgetPerHour: 1900 })]);
+    expect(kube.writes.slice(-2)).toEqual(['status', 'event Warning InvalidProviderRateLimit']);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain('annotation hpc.shanhe.com/provider-rate-limit "5000 an hour"');
   });
 
   it('reads no Secret for a suspended resource', async () => {
