@@ -220,11 +220,17 @@ export async function startOperator(
 }
 
 /** A Secret holding a simulator access key under the default key names, lent to the operator by its label. */
-export async function createCredentialsSecret(admin: KubeConfig, namespace: string, name: string, key: AccessKey): Promise<void> {
+export async function createCredentialsSecret(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  key: AccessKey,
+  annotations?: Record<string, string>,
+): Promise<void> {
   await admin.makeApiClient(CoreV1Api).createNamespacedSecret({
     namespace,
     body: {
-      metadata: { name, labels: { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE } },
+      metadata: { name, labels: { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE }, ...(annotations === undefined ? {} : { annotations }) },
       stringData: { access_key_id: key.id, secret_access_key: key.secret },
     },
   });
