@@ -283,7 +283,8 @@ test.concurrent('a restart spreads the syncs of 200 current resources over their
   const leadingAt = Date.now();
   await waitFor(() => names.every((name) => s.syncsOf(name) >= 1), { timeoutMs: 120_000, intervalMs: 1_000, description: 'every resource synced after the restart' });
   await second.stop();
-  // The first sync of each resource after the restart, per tenth of the interval.
+  // The first sync of each resource after the restart, per tenth of the interval: per minute
+  // of the usual 10-minute interval.
   const firstCall = new Map<string, number>();
   for (const call of s.simulator.calls()) if (call.clusterId !== undefined && !firstCall.has(call.clusterId)) firstCall.set(call.clusterId, call.at);
   const perTenth = new Array<number>(10).fill(0);
