@@ -4,9 +4,11 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../src/api/hpccluster.js';
-import { ResilientInformer, type InformerListResult } from '../src/controller/informer.js';
+import { ResilientInformer } from '../src/controller/informer.js';
+import { kubeAccessFromKubeConfig } from '../src/kube/access.js';
+import { KubeClient } from '../src/kube/client.js';
 import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/plan.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
@@ -70,12 +72,10 @@ export class ReadyTimes {
   private readonly informer: ResilientInformer<HpcClusterObject>;
 
   constructor(admin: KubeConfig, namespace: string) {
-    const custom = admin.makeApiClient(CustomObjectsApi);
     this.informer = new ResilientInformer<HpcClusterObject>({
       name: PLURAL,
-      kubeConfig: admin,
+      client: new KubeClient(kubeAccessFromKubeConfig(admin)),
       path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
-      list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL }) as Promise<InformerListResult<HpcClusterObject>>,
     });
     const record = (object: HpcClusterObject) => {
       const name = object.metadata.name ?? '';

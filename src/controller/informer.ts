@@ -1,22 +1,20 @@
-// A list+watch cache that does not give up. client-node 1.4's makeInformer stops for good on
-// the first error other than 410 and has no client-side timeout (see the team's notes), so
-// this one drives the low-level Watch itself:
+// A list+watch cache that does not give up (client-node 1.4's makeInformer stops for good on
+// the first error other than 410 and has no client-side timeout; see the team's notes):
 //
-//   list → fill the cache (diffed against the previous one, so a re-list emits what changed
-//   while disconnected) → watch from the list's resourceVersion, with timeoutSeconds and
-//   bookmarks → when the server ends the watch, watch again from the last resourceVersion;
-//   on 410 Gone, re-list; on any other failure, back off and re-list; when a watch stays
-//   silent past the watchdog, drop it and watch again from the last resourceVersion.
+//   list, page by page → fill the cache (diffed against the previous one, so a re-list emits
+//   what changed while disconnected) → watch from the list's resourceVersion, with
+//   timeoutSeconds and bookmarks → when the server ends the watch, watch again from the last
+//   resourceVersion; on 410 Gone, re-list; on any other failure, back off and re-list; when a
+//   watch stays silent past the watchdog, drop it and watch again from the last resourceVersion.
+//
+// Each object is slimmed (`transform`) as it arrives, and a list is read `pageSize` objects at
+// a time, so memory holds the slim cache plus one page, never a whole list's JSON.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { backoffDelayMs, type BackoffPolicy } from '../runtime/backoff.js';
 import { systemClock } from '../runtime/clock.js';
-
-export interface InformerListResult<T> {
-  items: T[];
-  metadata?: { resourceVersion?: string };
-}
 
 /** Why the informer restarted (not counted: watching again after the server ended a watch). */
 export type InformerRestartReason = 'error' | 'gone' | 'silent';
@@ -28,15 +26,14 @@ export type InformerRestartReason = 'error' | 'gone' | 'silent';
 export interface ResilientInformerOptions<T extends KubernetesObject, C extends KubernetesObject = T> {
   /** For logs and metrics: the resource, e.g. `configmaps`. */
   name: string;
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   /** The collection's URL path, e.g. `/api/v1/namespaces/ns1/configmaps`. */
   path: string;
-  /**
-   * Lists the collection. It must apply `query.labelSelector`, so the list and the watch
-   * see the same objects, e.g. `(query) => core.listNamespacedConfigMap({ namespace, ...query })`.
-   */
-  list: (query: { labelSelector?: string }) => Promise<InformerListResult<T>>;
   labelSelector?: string;
+  /** The Accept header of lists and watches: METADATA_ONLY_LIST/METADATA_ONLY for metadata only. */
+  accept?: { list: string; watch: string };
+  /** Objects per list request: a page's JSON is all a list holds at once. Default 100. */
+  pageSize?: number;
   /** Makes the cached form of every object as it arrives, before it is cached or handed out. */
   transform?: (object: T) => C;
   /** Sent as the watch's timeoutSeconds: the server ends each watch cleanly after it. Default 300. */
@@ -79,18 +76,12 @@ interface Status {
   message?: string;
 }
 
-/** The Watch hands failures over untyped. */
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(`watch failed: ${JSON.stringify(error)}`);
-}
-
 function cacheKey(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 }
 
 export class ResilientInformer<T extends KubernetesObject, C extends KubernetesObject = T> {
   private readonly options: ResilientInformerOptions<T, C>;
-  private readonly watcher: Watch;
   private readonly logger: Logger;
   private readonly backoff: BackoffPolicy;
   private readonly random: () => number;
@@ -111,7 +102,6 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
 
   constructor(options: ResilientInformerOptions<T, C>) {
     this.options = options;
-    this.watcher = new Watch(options.kubeConfig);
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ informer: options.name });
     this.backoff = options.backoff ?? { baseMs: 1_000, maxMs: 30_000 };
     this.random = options.random ?? Math.random;
@@ -208,18 +198,13 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
 
   /** Lists, replaces the cache and emits the difference to the previous cache. */
   private async relist(): Promise<void> {
-    const labelSelector = this.options.labelSelector;
-    const result = await this.options.list(labelSelector === undefined ? {} : { labelSelector });
-    if (this.stopped) return;
-    const resourceVersion = result.metadata?.resourceVersion;
-    if (!resourceVersion) throw new Error(`the list of ${this.options.name} has no resourceVersion to watch from`);
-
+    const { client, path, labelSelector, accept, pageSize = 100 } = this.options;
     const fresh = new Map<string, C>();
-    // An empty PartialObjectMetadataList comes with `"items": null`.
-    for (const item of (result.items as T[] | null) ?? []) {
+    const resourceVersion = await client.list<T>(path, { labelSelector }, pageSize, (item) => {
       const object = this.transform(item);
       fresh.set(cacheKey(object), object);
-    }
+    }, { ...(accept === undefined ? {} : { accept: accept.list }), signal: this.stopController.signal });
+    if (this.stopped) return;
     const previous = new Map(this.cache);
     this.cache.clear();
     for (const [key, object] of fresh) this.cache.set(key, object);
@@ -243,11 +228,11 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
 
   /** Runs one watch from the last resourceVersion; rejects on failure. */
   private watchOnce(): Promise<WatchEnd> {
-    const { path, labelSelector, watchTimeoutSeconds = 300, silenceTimeoutMs = 150_000 } = this.options;
+    const { client, path, labelSelector, accept, watchTimeoutSeconds = 300, silenceTimeoutMs = 150_000 } = this.options;
     const stopSignal = this.stopController.signal;
     return new Promise<WatchEnd>((resolve, reject) => {
       let settled = false;
-      let connection: AbortController | undefined;
+      const connection = new AbortController();
       let cancelWatchdog = () => {};
       const settle = (finish: () => void) => {
         if (settled) return;
@@ -255,7 +240,7 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
         this.notWatchingSinceMs ??= systemClock.now();
         cancelWatchdog();
         stopSignal.removeEventListener('abort', onStop);
-        connection?.abort();
+        connection.abort();
         finish();
       };
       const armWatchdog = () => {
@@ -272,36 +257,36 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
 
       this.logger.debug({ resourceVersion: this.resourceVersion }, 'watching');
       const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds, labelSelector };
-      this.watcher
+      client
         .watch(
           path,
           query,
-          (phase: string, object: unknown) => {
-            if (settled) return;
-            armWatchdog();
-            if (phase === 'ERROR') {
-              const status = object as Status;
-              if (status.code === 410) settle(() => resolve('gone'));
-              else settle(() => reject(new WatchStatusError(status.code, `watch error: ${status.message ?? JSON.stringify(status)}`)));
-              return;
-            }
-            this.apply(phase, object as T);
+          {
+            onOpen: () => {
+              // The server accepted the watch: the trouble, if there was any, is over.
+              this.failures = 0;
+              this.notWatchingSinceMs = undefined;
+            },
+            onEvent: ({ type, object }) => {
+              if (settled) return;
+              armWatchdog();
+              if (type === 'ERROR') {
+                const status = object as Status;
+                if (status.code === 410) settle(() => resolve('gone'));
+                else settle(() => reject(new WatchStatusError(status.code, `watch error: ${status.message ?? JSON.stringify(status)}`)));
+                return;
+              }
+              this.apply(type, object as T);
+            },
           },
-          (error: unknown) => {
-            if (error === null || error === undefined) return settle(() => resolve('closed'));
-            if ((error as { statusCode?: number }).statusCode === 410) return settle(() => resolve('gone'));
-            settle(() => reject(asError(error)));
-          },
+          { ...(accept === undefined ? {} : { accept: accept.watch }), signal: connection.signal },
         )
         .then(
-          (controller) => {
-            connection = controller;
-            if (settled) return controller.abort();
-            // The server accepted the watch: the trouble, if there was any, is over.
-            this.failures = 0;
-            this.notWatchingSinceMs = undefined;
+          () => settle(() => resolve('closed')),
+          (error: unknown) => {
+            if (error instanceof KubeApiError && error.code === 410) return settle(() => resolve('gone'));
+            settle(() => reject(error instanceof Error ? error : new Error(String(error))));
           },
-          (error: unknown) => settle(() => reject(asError(error))),
         );
     });
   }

@@ -1,19 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import {
-  ApiException,
-  CoreV1Api,
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1ConfigMap,
-  type V1Secret,
-} from '@kubernetes/client-node';
+import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
+import { isNotFound, MERGE_PATCH, type KubeClient } from '../kube/client.js';
 import type { ObjectKey } from './object-key.js';
 import type { ConfigMapState } from './plan.js';
 import type { KubePort } from './reconcile.js';
@@ -28,9 +19,7 @@ export const COMPONENT = 'hpc-user-operator';
 /** Events longer than this are cut; the apiserver refuses messages above 1 KiB. */
 const MAX_EVENT_MESSAGE = 1024;
 
-export function isNotFound(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 404;
-}
+const configMapPath = (namespace: string, name?: string): string => `/api/v1/namespaces/${namespace}/configmaps${name === undefined ? '' : `/${name}`}`;
 
 /** What the reconcile reads of a ConfigMap. */
 function configMapState(cm: CachedConfigMap): ConfigMapState {
@@ -47,20 +36,14 @@ function configMapState(cm: CachedConfigMap): ConfigMapState {
 
 /** The KubePort on a real apiserver: reads from informer caches, writes through the API. */
 export class KubeApiPort implements KubePort {
-  private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
-
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly client: KubeClient,
     private readonly hpcClusters: ObjectCache<HpcClusterObject>,
     private readonly configMaps: ObjectCache<CachedConfigMap>,
     /** Secrets' metadata only: whether one is lent to the operator is known before its data is read. */
     private readonly secrets: ObjectCache<KubernetesObject>,
     private readonly instance: string,
-  ) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  }
+  ) {}
 
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined {
     return this.hpcClusters.get(key.namespace, key.name);
@@ -73,7 +56,7 @@ export class KubeApiPort implements KubePort {
 
   async readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
     try {
-      return configMapState(cachedConfigMap(await this.core.readNamespacedConfigMap({ namespace: key.namespace, name: key.name })));
+      return configMapState(cachedConfigMap(await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name))));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -86,7 +69,7 @@ export class KubeApiPort implements KubePort {
     if (!isLentToOperator(metadata.labels)) return { state: 'not-lent' };
     let secret: V1Secret;
     try {
-      secret = await this.core.readNamespacedSecret({ namespace: key.namespace, name: key.name });
+      secret = await this.client.get<V1Secret>(`/api/v1/namespaces/${key.namespace}/secrets/${key.name}`);
     } catch (err) {
       if (isNotFound(err)) return { state: 'missing' };
       throw err;
@@ -104,7 +87,7 @@ export class KubeApiPort implements KubePort {
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {
     const { namespace, name } = manifest.metadata;
     if (existing === undefined) {
-      await this.core.createNamespacedConfigMap({ namespace, body: manifest });
+      await this.client.send('POST', configMapPath(namespace), { body: manifest });
       return;
     }
     // Keep labels and annotations others added; the data is ours alone and is replaced whole.
@@ -117,22 +100,20 @@ export class KubeApiPort implements KubePort {
         ...(existing.resourceVersion === undefined ? {} : { resourceVersion: existing.resourceVersion }),
       },
     };
-    await this.core.replaceNamespacedConfigMap({ namespace, name, body });
+    await this.client.send('PUT', configMapPath(namespace, name), { body });
   }
 
   async writeStatus(key: ObjectKey, status: HpcClusterStatus): Promise<void> {
-    await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace: key.namespace, plural: PLURAL, name: key.name, body: { status } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await this.client.send('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${key.namespace}/${PLURAL}/${key.name}/status`, {
+      body: { status },
+      contentType: MERGE_PATCH,
+    });
   }
 
   async recordEvent(object: HpcClusterObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const namespace = object.metadata.namespace ?? 'default';
     const now = new Date();
-    await this.core.createNamespacedEvent({
-      namespace,
-      body: {
+    const body: CoreV1Event = {
         metadata: { name: `${object.metadata.name ?? 'hpccluster'}.${randomBytes(8).toString('hex')}`, namespace },
         involvedObject: {
           apiVersion: API_VERSION,
@@ -151,7 +132,7 @@ export class KubeApiPort implements KubePort {
         firstTimestamp: now,
         lastTimestamp: now,
         count: 1,
-      },
-    });
+      };
+    await this.client.send('POST', `/api/v1/namespaces/${namespace}/events`, { body: { apiVersion: 'v1', kind: 'Event', ...body } });
   }
 }

@@ -2,11 +2,12 @@
 // (client-node 1.4 has none). One replica holds the lease and renews it every retryPeriod;
 // the others retry to take it when it is free or has expired. Every write carries the
 // resourceVersion that was read, so two replicas never both believe they took it.
-import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+import { statusCode, type KubeClient } from '../kube/client.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 
-export type LeaderElectorOptions = ({ kubeConfig: KubeConfig } | { coordinationApi: CoordinationV1Api }) & {
+export interface LeaderElectorOptions {
+  client: KubeClient;
   namespace: string;
   /** The Lease's name. */
   name: string;
@@ -25,7 +26,20 @@ export type LeaderElectorOptions = ({ kubeConfig: KubeConfig } | { coordinationA
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
-};
+}
+
+/** The Lease as it travels: its times are MicroTime strings. */
+interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+/** metav1.MicroTime's wire form: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, '000Z');
+}
 
 export interface LeaderCallbacks {
   /** This replica now leads; `signal` aborts the moment it stops leading. */
@@ -39,12 +53,8 @@ type Attempt = 'held' | 'held-by-other' | 'conflict';
 
 type State = 'idle' | 'following' | 'leading' | 'stopped';
 
-function statusCode(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
-}
-
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly client: KubeClient;
   private readonly namespace: string;
   private readonly name: string;
   private readonly identity: string;
@@ -69,7 +79,7 @@ export class LeaderElector {
   private observed: { resourceVersion: string | undefined; at: number } = { resourceVersion: undefined, at: 0 };
 
   constructor(options: LeaderElectorOptions) {
-    this.api = 'coordinationApi' in options ? options.coordinationApi : options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.client = options.client;
     this.namespace = options.namespace;
     this.name = options.name;
     this.identity = options.identity;
@@ -184,9 +194,9 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<Attempt> {
     const now = this.clock.now();
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
+      lease = await this.client.get<Lease>(this.leasePath());
     } catch (error) {
       if (statusCode(error) !== 404) throw error;
       return this.create(now);
@@ -202,9 +212,9 @@ export class LeaderElector {
       if (now < this.observed.at + durationMs) return 'held-by-other';
       this.logger.info({ holder }, 'the lease expired: taking it over');
     }
-    const renewTime = new V1MicroTime(now);
+    const renewTime = microTime(now);
     const taking = holder !== this.identity;
-    const body: V1Lease = {
+    const body: Lease = {
       ...lease,
       spec: {
         ...spec,
@@ -215,7 +225,7 @@ export class LeaderElector {
       },
     };
     try {
-      const written = await this.api.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body });
+      const written = await this.client.request<Lease>('PUT', this.leasePath(), { body });
       this.observed = { resourceVersion: written.metadata?.resourceVersion, at: now };
       return 'held';
     } catch (error) {
@@ -224,12 +234,17 @@ export class LeaderElector {
     }
   }
 
+  private leasePath(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${this.namespace}/leases/${this.name}`;
+  }
+
   private async create(now: number): Promise<Attempt> {
-    const time = new V1MicroTime(now);
+    const time = microTime(now);
     try {
-      const created = await this.api.createNamespacedLease({
-        namespace: this.namespace,
+      const created = await this.client.request<Lease>('POST', `/apis/coordination.k8s.io/v1/namespaces/${this.namespace}/leases`, {
         body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
           metadata: { name: this.name, namespace: this.namespace },
           spec: {
             holderIdentity: this.identity,
@@ -256,12 +271,10 @@ export class LeaderElector {
   private async release(): Promise<void> {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
+        const lease = await this.client.get<Lease>(this.leasePath());
         if (lease.spec?.holderIdentity !== this.identity) return;
-        const now = new V1MicroTime(this.clock.now());
-        await this.api.replaceNamespacedLease({
-          name: this.name,
-          namespace: this.namespace,
+        const now = microTime(this.clock.now());
+        await this.client.request('PUT', this.leasePath(), {
           body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now } },
         });
         this.logger.info('released the lease');

@@ -1,18 +1,18 @@
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, nssConfigMapName, usersConfigMapName } from '../render/configmaps.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
-import { reuseConnections } from '../runtime/kubeconfig.js';
+import type { KubeAccess } from '../kube/access.js';
+import { KubeClient } from '../kube/client.js';
 import { cachedConfigMap, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
 import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
-import type { InformerListResult } from './informer.js';
 import { KubeApiPort } from './kube.js';
 import { LeaderElector } from './leader.js';
-import { metadataOnlyList, metadataOnlyWatches } from './metadata-only.js';
+import { METADATA_ONLY_ACCEPT } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
 import { keyOf, objectKey } from './object-key.js';
 import { configMapsInStep, syncRequestPending } from './plan.js';
@@ -23,7 +23,7 @@ import { PodIdentityWebhook } from '../webhook/webhook.js';
 import { configMapNeedsSync, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
 
 export interface ManagerOptions {
-  kubeConfig: KubeConfig;
+  kube: KubeAccess;
   /** Namespaces to watch; empty: all. */
   namespaces: string[];
   concurrency: number;
@@ -66,20 +66,16 @@ export class Manager {
 
   constructor(private readonly options: ManagerOptions) {
     const { logger, metrics, namespaces } = options;
-    const kubeConfig = reuseConnections(options.kubeConfig);
-    const core = kubeConfig.makeApiClient(CoreV1Api);
-    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-    const common = { namespaces, kubeConfig, logger };
+    const client = new KubeClient(options.kube);
+    const common = { namespaces, client, logger };
     const onRestart = (resource: string) => () => metrics.countWatchRestart(resource);
 
     const hpcClusters = (this.hpcClusters = new ScopedInformers<HpcClusterObject>({
       ...common,
       resource: PLURAL,
       apiPrefix: `/apis/${GROUP}/${VERSION}`,
-      list: (namespace) =>
-        (namespace === undefined
-          ? custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
-          : custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })) as Promise<InformerListResult<HpcClusterObject>>,
+      // With 500 users in status, an HpcCluster is some 80 KB of JSON.
+      pageSize: 50,
       transform: withoutManagedFields,
       onRestart: onRestart(PLURAL),
     }));
@@ -87,27 +83,24 @@ export class Manager {
       ...common,
       resource: 'configmaps',
       apiPrefix: '/api/v1',
-      list: (namespace, labelSelector) =>
-        namespace === undefined
-          ? core.listConfigMapForAllNamespaces({ ...(labelSelector === undefined ? {} : { labelSelector }) })
-          : core.listNamespacedConfigMap({ namespace, ...(labelSelector === undefined ? {} : { labelSelector }) }),
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      // A users ConfigMap of 1,000 users is some 250 KB of JSON.
+      pageSize: 20,
       transform: cachedConfigMap,
       onRestart: onRestart('configmaps'),
     });
     // A Secret's new resourceVersion is all the trigger needs: lists and watches carry metadata only.
     const secrets = new ScopedInformers<KubernetesObject>({
       ...common,
-      kubeConfig: metadataOnlyWatches(kubeConfig),
       resource: 'secrets',
       apiPrefix: '/api/v1',
-      list: (namespace) =>
-        namespace === undefined ? core.listSecretForAllNamespaces({}, metadataOnlyList()) : core.listNamespacedSecret({ namespace }, metadataOnlyList()),
+      accept: METADATA_ONLY_ACCEPT,
+      pageSize: 500,
       transform: withoutManagedFields,
       onRestart: onRestart('secrets'),
     });
 
-    const kube = (this.kube = new KubeApiPort(kubeConfig, hpcClusters, this.configMaps, secrets, options.identity));
+    const kube = (this.kube = new KubeApiPort(client, hpcClusters, this.configMaps, secrets, options.identity));
     const reconciler = (this.reconciler = new HpcClusterReconciler({
       kube,
       users: options.userSource,
@@ -123,7 +116,7 @@ export class Manager {
       logger,
       ...(options.leaderElection === undefined
         ? {}
-        : { elector: new LeaderElector({ kubeConfig, ...options.leaderElection, identity: options.identity, logger }) }),
+        : { elector: new LeaderElector({ client, ...options.leaderElection, identity: options.identity, logger }) }),
       unwatchedLimitMs: options.unwatchedLimitMs ?? DEFAULT_UNWATCHED_LIMIT_MS,
       onLeadingChange: (leading) => metrics.setLeader(leading),
       onDepthChange: (depth) => metrics.setQueueDepth(depth),
@@ -148,6 +141,7 @@ export class Manager {
       await this.webhook?.stop();
       await this.server?.close();
       options.userSource.close();
+      client.close();
       return exitCode;
     });
   }

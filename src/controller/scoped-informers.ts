@@ -1,10 +1,8 @@
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeClient } from '../kube/client.js';
 import type { WatchedCache } from './controller.js';
-import { ResilientInformer, type InformerEvent, type InformerHandler, type InformerListResult, type InformerRestartReason } from './informer.js';
-
-/** Lists one resource in `namespace` (undefined: all namespaces) with the informer's label selector. */
-export type ScopedLister<T> = (namespace: string | undefined, labelSelector: string | undefined) => Promise<InformerListResult<T>>;
+import { ResilientInformer, type InformerEvent, type InformerHandler, type InformerRestartReason, type ResilientInformerOptions } from './informer.js';
 
 export interface ScopedInformersOptions<T extends KubernetesObject, C extends KubernetesObject> {
   /** The resource's plural, as in its URL: `configmaps`. */
@@ -13,9 +11,10 @@ export interface ScopedInformersOptions<T extends KubernetesObject, C extends Ku
   apiPrefix: string;
   /** Namespaces to watch, one informer each; empty: one informer for all namespaces. */
   namespaces: readonly string[];
-  kubeConfig: KubeConfig;
-  list: ScopedLister<T>;
+  client: KubeClient;
   labelSelector?: string;
+  accept?: ResilientInformerOptions<T, C>['accept'];
+  pageSize?: number;
   transform?: (object: T) => C;
   onRestart?: (reason: InformerRestartReason) => void;
   logger: Logger;
@@ -27,7 +26,7 @@ export class ScopedInformers<T extends KubernetesObject, C extends KubernetesObj
   private readonly byNamespace = new Map<string | undefined, ResilientInformer<T, C>>();
 
   constructor(options: ScopedInformersOptions<T, C>) {
-    const { resource, apiPrefix, namespaces, list, labelSelector, transform, onRestart } = options;
+    const { resource, apiPrefix, namespaces, labelSelector, accept, pageSize, transform, onRestart } = options;
     this.name = resource;
     const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...namespaces];
     for (const namespace of scopes) {
@@ -35,10 +34,11 @@ export class ScopedInformers<T extends KubernetesObject, C extends KubernetesObj
         namespace,
         new ResilientInformer<T, C>({
           name: resource,
-          kubeConfig: options.kubeConfig,
+          client: options.client,
           path: namespace === undefined ? `${apiPrefix}/${resource}` : `${apiPrefix}/namespaces/${namespace}/${resource}`,
-          list: (query) => list(namespace, query.labelSelector),
           ...(labelSelector === undefined ? {} : { labelSelector }),
+          ...(accept === undefined ? {} : { accept }),
+          ...(pageSize === undefined ? {} : { pageSize }),
           ...(transform === undefined ? {} : { transform }),
           ...(onRestart === undefined ? {} : { onRestart }),
           logger: options.logger,

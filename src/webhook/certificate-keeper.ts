@@ -1,14 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  type V1MutatingWebhookConfiguration,
-  type V1Secret,
-} from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isNotFound } from '../controller/kube.js';
+import { isNotFound, JSON_PATCH, statusCode, type KubeClient } from '../kube/client.js';
 import { renewCertificates, type CertificateMaterial, type CertificatePolicy } from './certificates.js';
 import type { ServingCertificate } from './server.js';
 
@@ -22,7 +15,7 @@ import type { ServingCertificate } from './server.js';
  */
 
 export interface CertificateKeeperOptions {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   namespace: string;
   secretName: string;
   /** Set: the operator issues and renews the certificates and keeps this configuration's caBundle. */
@@ -39,18 +32,17 @@ function fromData(secret: V1Secret | undefined): Partial<CertificateMaterial> | 
   return Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 }
 
-const isConflict = (error: unknown): boolean => error instanceof ApiException && (error.code === 409 || error.code === 422);
+const isConflict = (error: unknown): boolean => statusCode(error) === 409 || statusCode(error) === 422;
+const WEBHOOK_CONFIGURATIONS = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
 
 export class CertificateKeeper {
-  private readonly core: CoreV1Api;
-  private readonly admission: AdmissionregistrationV1Api;
+  private readonly client: KubeClient;
   private current: ServingCertificate | undefined;
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: CertificateKeeperOptions) {
-    this.core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.client = options.client;
   }
 
   /**
@@ -113,9 +105,13 @@ export class CertificateKeeper {
     return this.current;
   }
 
+  private secretPath(name?: string): string {
+    return `/api/v1/namespaces/${this.options.namespace}/secrets${name === undefined ? '' : `/${name}`}`;
+  }
+
   private async readSecret(): Promise<V1Secret | undefined> {
     try {
-      return await this.core.readNamespacedSecret({ namespace: this.options.namespace, name: this.options.secretName });
+      return await this.client.get<V1Secret>(this.secretPath(this.options.secretName));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -140,8 +136,8 @@ export class CertificateKeeper {
     try {
       const written =
         existing === undefined
-          ? await this.core.createNamespacedSecret({ namespace, body })
-          : await this.core.replaceNamespacedSecret({ namespace, name, body });
+          ? await this.client.request<V1Secret>('POST', this.secretPath(), { body })
+          : await this.client.request<V1Secret>('PUT', this.secretPath(name), { body });
       this.options.logger.info({ secret: name }, existing === undefined ? 'webhook certificates created' : 'webhook certificates renewed');
       return written;
     } catch (error) {
@@ -153,7 +149,7 @@ export class CertificateKeeper {
   private async publishCaBundle(configurationName: string, bundle: string): Promise<void> {
     let configuration: V1MutatingWebhookConfiguration;
     try {
-      configuration = await this.admission.readMutatingWebhookConfiguration({ name: configurationName });
+      configuration = await this.client.get<V1MutatingWebhookConfiguration>(`${WEBHOOK_CONFIGURATIONS}/${configurationName}`);
     } catch (error) {
       if (isNotFound(error)) return; // not installed (yet): nothing to keep current
       throw error;
@@ -161,8 +157,8 @@ export class CertificateKeeper {
     const caBundle = Buffer.from(bundle).toString('base64');
     const stale = (configuration.webhooks ?? []).map((w, i) => ({ w, i })).filter(({ w }) => w.clientConfig.caBundle !== caBundle);
     if (stale.length === 0) return;
-    await this.admission.patchMutatingWebhookConfiguration({
-      name: configurationName,
+    await this.client.request('PATCH', `${WEBHOOK_CONFIGURATIONS}/${configurationName}`, {
+      contentType: JSON_PATCH,
       // `test` guards each index against a concurrent reorder of the webhooks.
       body: stale.flatMap(({ w, i }) => [
         { op: 'test', path: `/webhooks/${i}/name`, value: w.name },

@@ -11,7 +11,9 @@ import {
   type ResilientInformerOptions,
 } from '../../src/controller/informer.js';
 import { compactEtcd } from '../support/etcd.js';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { KubeClient, type Query } from '../../src/kube/client.js';
+import { createTestNamespace, deleteTestNamespace, kubeClientOf, testKubeConfig } from '../../tools/harness/cluster.js';
+import { kubeAccessFromKubeConfig } from '../../src/kube/access.js';
 import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../../tools/harness/wait-for.js';
@@ -38,14 +40,12 @@ function configMapInformer(
   namespace: string,
   overrides: Partial<ResilientInformerOptions<V1ConfigMap>> = {},
 ) {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   const events: RecordedEvent[] = [];
   const restarts: InformerRestartReason[] = [];
   const informer = new ResilientInformer<V1ConfigMap>({
     name: 'configmaps',
-    kubeConfig,
+    client: kubeClientOf(kubeConfig),
     path: `/api/v1/namespaces/${namespace}/configmaps`,
-    list: (query) => core.listNamespacedConfigMap({ namespace, ...query }),
     backoff: fastBackoff,
     onRestart: (reason) => restarts.push(reason),
     ...overrides,
@@ -73,6 +73,15 @@ function capturedLogger() {
   const records: { msg?: string; end?: string }[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => records.push(JSON.parse(line) as { msg?: string }) });
   return { logger, records };
+}
+
+/** An API client whose lists go through `list` first (to fail, delay or falsify them). */
+function clientWithList(kubeConfig: KubeConfig, list: (real: () => Promise<string>) => Promise<string>): KubeClient {
+  return new (class extends KubeClient {
+    override list<T>(path: string, query: Query, pageSize: number, onItem: (item: T) => void, options?: Parameters<KubeClient['list']>[4]): Promise<string> {
+      return list(() => super.list(path, query, pageSize, onItem, options));
+    }
+  })(kubeAccessFromKubeConfig(kubeConfig));
 }
 
 function configMap(name: string, labels?: Record<string, string>, data: Record<string, string> = { k: 'v' }): V1ConfigMap {
@@ -186,11 +195,8 @@ describe('ResilientInformer on the shared control plane', () => {
     const ns = await namespace();
     await core.createNamespacedConfigMap({ namespace: ns, body: configMap('existing') });
     let failuresLeft = 2;
-    const list = (query: { labelSelector?: string }) => {
-      if (failuresLeft-- > 0) return Promise.reject(new Error('list refused'));
-      return core.listNamespacedConfigMap({ namespace: ns, ...query });
-    };
-    const { informer, restarts } = configMapInformer(kubeConfig, ns, { list });
+    const client = clientWithList(kubeConfig, (real) => (failuresLeft-- > 0 ? Promise.reject(new Error('list refused')) : real()));
+    const { informer, restarts } = configMapInformer(kubeConfig, ns, { client });
     await informer.start();
     expect(restarts).toEqual(['error', 'error']);
     expect(informer.get(ns, 'existing')).toBeDefined();
@@ -199,11 +205,11 @@ describe('ResilientInformer on the shared control plane', () => {
   it('rejects start() when stopped before the first list', async () => {
     const ns = await namespace();
     let releaseList: (() => void) | undefined;
-    const list = async (query: { labelSelector?: string }) => {
+    const client = clientWithList(kubeConfig, async (real) => {
       await new Promise<void>((resolve) => (releaseList = resolve));
-      return core.listNamespacedConfigMap({ namespace: ns, ...query });
-    };
-    const { informer, restarts } = configMapInformer(kubeConfig, ns, { list });
+      return real();
+    });
+    const { informer, restarts } = configMapInformer(kubeConfig, ns, { client });
     const started = informer.start();
     informer.stop();
     await expect(started).rejects.toThrow(/stopped before it synced/);
@@ -304,14 +310,9 @@ describe('ResilientInformer on a control plane of its own', () => {
     const restarts: InformerRestartReason[] = [];
     const informer = new ResilientInformer<CoreV1Event>({
       name: 'events',
-      kubeConfig,
+      // The first list answers with no items and the resourceVersion from before the compaction.
+      client: clientWithList(kubeConfig, (real) => (++lists === 1 ? Promise.resolve(staleResourceVersion ?? '') : real())),
       path: `/api/v1/namespaces/${ns}/events`,
-      // The first list answers with the resourceVersion from before the compaction.
-      list: async (query) => {
-        const result = await core.listNamespacedEvent({ namespace: ns, ...query });
-        lists++;
-        return lists === 1 ? { items: [], metadata: { resourceVersion: staleResourceVersion } } : result;
-      },
       backoff: fastBackoff,
       onRestart: (reason) => restarts.push(reason),
     });

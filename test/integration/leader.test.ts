@@ -2,7 +2,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig } from '@kubernetes/client-node';
 import { LeaderElector, type LeaderElectorOptions } from '../../src/controller/leader.js';
-import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { createTestNamespace, deleteTestNamespace, kubeClientOf, testKubeConfig } from '../../tools/harness/cluster.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../../tools/harness/wait-for.js';
 
@@ -42,7 +42,8 @@ function replica(
   log: string[],
   options: Partial<LeaderElectorOptions> & { kubeConfig?: KubeConfig } = {},
 ) {
-  const elector = new LeaderElector({ kubeConfig, namespace, name: lease, identity, ...slowExpiry, ...options });
+  const { kubeConfig: through = kubeConfig, ...rest } = options;
+  const elector = new LeaderElector({ client: kubeClientOf(through), namespace, name: lease, identity, ...slowExpiry, ...rest });
   electors.push(elector);
   let signal: AbortSignal | undefined;
   elector.run({
@@ -164,7 +165,7 @@ describe('LeaderElector', () => {
 
   it('refuses durations that could let two replicas lead at once', () => {
     expect(
-      () => new LeaderElector({ kubeConfig, namespace, name: 'x', identity: 'x', leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }),
+      () => new LeaderElector({ client: kubeClientOf(kubeConfig), namespace, name: 'x', identity: 'x', leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }),
     ).toThrow(/retryPeriodMs < renewDeadlineMs < leaseDurationMs/);
   });
 });

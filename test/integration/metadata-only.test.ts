@@ -4,18 +4,17 @@ import { expect, test } from '@jest/globals';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ResilientInformer } from '../../src/controller/informer.js';
-import { metadataOnlyList, metadataOnlyWatches } from '../../src/controller/metadata-only.js';
-import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { METADATA_ONLY_ACCEPT } from '../../src/controller/metadata-only.js';
+import { createTestNamespace, kubeClientOf, testKubeConfig } from '../../tools/harness/cluster.js';
 import { waitFor } from '../../tools/harness/wait-for.js';
 
 /** A Secret informer for `namespace` as the operator builds it: metadata only. */
 function metadataOnlySecrets(kubeConfig: KubeConfig, namespace: string): ResilientInformer<V1Secret> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   return new ResilientInformer<V1Secret>({
     name: 'secrets',
-    kubeConfig: metadataOnlyWatches(kubeConfig),
+    client: kubeClientOf(kubeConfig),
     path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: () => core.listNamespacedSecret({ namespace }, metadataOnlyList()),
+    accept: METADATA_ONLY_ACCEPT,
     logger: pino({ level: 'silent' }),
   });
 }

@@ -2,6 +2,8 @@
 // namespace of their own, and API errors' status codes.
 import { randomBytes } from 'node:crypto';
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { kubeAccessFromKubeConfig } from '../../src/kube/access.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { loadKubeConfig } from '../controlplane/controlplane.js';
 
 /** The admin kubeconfig path of the control plane Jest's global setup started. */
@@ -13,6 +15,11 @@ export function testKubeconfigPath(): string {
 
 export function testKubeConfig(): KubeConfig {
   return loadKubeConfig(testKubeconfigPath());
+}
+
+/** The operator's own API client, acting as `kubeConfig`'s identity. */
+export function kubeClientOf(kubeConfig: KubeConfig): KubeClient {
+  return new KubeClient(kubeAccessFromKubeConfig(kubeConfig));
 }
 
 /** Creates a namespace with a random suffix, so tests never see each other's objects. */

@@ -25,6 +25,8 @@ import { parse } from 'yaml';
 import { API_VERSION, CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
 import { KeyBudgets } from '../../src/budget/key-budgets.js';
 import { Manager } from '../../src/controller/manager.js';
+import { kubeAccessFromKubeConfig } from '../../src/kube/access.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { OperatorMetrics } from '../../src/controller/metrics.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { HpcUserSource } from '../../src/provider/user-source.js';
@@ -176,7 +178,7 @@ export async function startOperator(
   // and its window is short, so a QuotaExceeded a test provokes pauses that key for seconds only.
   const budget = new KeyBudgets({ defaultRate: { calls: 1_000_000, windowMs: 10_000 } });
   const manager = new Manager({
-    kubeConfig,
+    kube: kubeAccessFromKubeConfig(kubeConfig),
     namespaces: watched,
     concurrency: 4,
     userSource: new HpcUserSource({
@@ -202,7 +204,7 @@ export async function startOperator(
           webhook: {
             addr: '127.0.0.1:0',
             certificates: new CertificateKeeper({
-              kubeConfig,
+              client: new KubeClient(kubeAccessFromKubeConfig(kubeConfig)),
               namespace: webhook.namespace,
               secretName: WEBHOOK_SECRET,
               managed: {

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseDuration } from '../../api/duration.js';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Manager, type ManagerOptions } from '../../controller/manager.js';
 import { OperatorMetrics } from '../../controller/metrics.js';
@@ -12,8 +11,9 @@ import { DEFAULT_SYNC_LIMITS } from '../../provider/client.js';
 import { EndpointAllowList, PROVIDER_ENDPOINTS } from '../../provider/endpoint-policy.js';
 import { HpcUserSource } from '../../provider/user-source.js';
 import { createLogger, isLogLevel, LOG_LEVELS } from '../../runtime/logger.js';
-import { loadKubeConfig } from '../../runtime/kubeconfig.js';
-import { CertificateKeeper, type CertificateKeeperOptions } from '../../webhook/certificate-keeper.js';
+import { loadKubeAccess } from '../../kube/access.js';
+import { KubeClient } from '../../kube/client.js';
+import type { CertificateKeeperOptions } from '../../webhook/certificate-keeper.js';
 import type { CertificatePolicy } from '../../webhook/certificates.js';
 import { integerFlag, optionalString, UsageError, type Command, type FlagValues } from '../command.js';
 
@@ -37,7 +37,7 @@ const MAX_FLAG_DURATION = '24h';
 
 const WEBHOOK_CERT_MODES = ['managed', 'secret'] as const;
 
-type WebhookFlags = { addr: string; certificates: Omit<CertificateKeeperOptions, 'kubeConfig' | 'logger'> };
+type WebhookFlags = { addr: string; certificates: Omit<CertificateKeeperOptions, 'client' | 'logger'> };
 
 /** The webhook flags, checked before anything starts; undefined when --webhook-addr is not given. */
 function webhookFlags(values: FlagValues): WebhookFlags | undefined {
@@ -68,9 +68,11 @@ function webhookFlags(values: FlagValues): WebhookFlags | undefined {
 }
 
 /** The webhook as the Manager runs it. */
-function webhookOf(flags: WebhookFlags | undefined, kubeConfig: KubeConfig, logger: Logger): ManagerOptions['webhook'] {
+async function webhookOf(flags: WebhookFlags | undefined, client: KubeClient, logger: Logger): Promise<ManagerOptions['webhook']> {
   if (flags === undefined) return undefined;
-  return { addr: flags.addr, certificates: new CertificateKeeper({ ...flags.certificates, kubeConfig, logger }) };
+  // Loaded only with the webhook on: X.509 issuance brings a library of its own.
+  const { CertificateKeeper } = await import('../../webhook/certificate-keeper.js');
+  return { addr: flags.addr, certificates: new CertificateKeeper({ ...flags.certificates, client, logger }) };
 }
 
 /** The serving certificate's life, and how long before its end it is renewed (default a third of it). */
@@ -212,7 +214,7 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
     };
 
     const logger = createLogger(level);
-    const kubeConfig = loadKubeConfig(optionalString(values, 'kubeconfig'));
+    const kube = await loadKubeAccess(optionalString(values, 'kubeconfig'));
     const identity = `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
     const metrics = new OperatorMetrics();
     const budget = new KeyBudgets({ defaultRate: rateLimit });
@@ -224,11 +226,11 @@ Durations are at most ${MAX_FLAG_DURATION}.`,
       ...(caFile === undefined ? {} : { caCert: readFileSync(caFile, 'utf8') }),
       onRequest: (outcome) => metrics.countProviderRequest(outcome),
     });
-    const webhook = webhookOf(webhookSettings, kubeConfig, logger);
+    const webhook = await webhookOf(webhookSettings, new KubeClient(kube), logger);
     const metricsAddr = address('metrics-addr', DEFAULTS.metricsAddr);
     const healthAddr = address('health-addr', DEFAULTS.healthAddr);
     const manager = new Manager({
-      kubeConfig,
+      kube,
       namespaces,
       concurrency,
       userSource,
