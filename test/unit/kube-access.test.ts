@@ -60,7 +60,7 @@ describe('loadKubeAccess', () => {
     );
     const { agent, headers } = await access.connection();
     expect(String(agent.options.cert)).toBe('CERT');
-    expect(String(agent.options.key)).toBe('KEY');
+    expect((agent.options.key as Buffer).toString()).toBe('KEY');
     expect(headers).toEqual({});
     access.close();
   });
