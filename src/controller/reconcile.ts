@@ -1,4 +1,3 @@
-import { ApiException } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
 import { formatDuration, parseDuration } from '../api/duration.js';
@@ -10,6 +9,7 @@ import { accessKeyIdentity } from '../provider/key-identity.js';
 import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
 import { formatTimestamp } from '../runtime/clock.js';
+import { KubeApiError } from '../kube/client.js';
 import {
   configMapsInStep,
   credentialsSecretOf,
@@ -82,14 +82,8 @@ const MAX_REFUSAL_MESSAGE = 1024;
  * (a stale cache, retried at once) or an error that never reached it (thrown, retried with back-off).
  */
 export function writeRefusal(err: unknown, configMap: string): string | undefined {
-  if (!(err instanceof ApiException) || err.code === 409) return undefined;
-  let said: unknown;
-  try {
-    said = (JSON.parse(String(err.body)) as { message?: unknown }).message;
-  } catch {
-    said = undefined;
-  }
-  const message = `the apiserver refused the write of ConfigMap ${configMap} (HTTP ${err.code})${typeof said === 'string' ? `: ${said}` : ''}`;
+  if (!(err instanceof KubeApiError) || err.code === 409) return undefined;
+  const message = `the apiserver refused the write of ConfigMap ${configMap} (HTTP ${err.code}): ${err.statusMessage}`;
   return message.length > MAX_REFUSAL_MESSAGE ? `${message.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : message;
 }
 

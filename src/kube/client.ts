@@ -14,9 +14,12 @@ export class KubeApiError extends Error {
     readonly code: number,
     /** The Status object's reason, e.g. `NotFound`, `Conflict`, `AlreadyExists`. */
     readonly reason: string | undefined,
-    message: string,
+    /** What the apiserver said, as it said it (its Status message). */
+    readonly statusMessage: string,
+    /** Which request: method and path. */
+    request: string,
   ) {
-    super(message);
+    super(`${request}: ${statusMessage}`);
   }
 }
 
@@ -84,7 +87,7 @@ function apiError(code: number, body: Buffer, method: string, path: string): Kub
     // Not a Status: a proxy's page, say.
   }
   const message = status.message ?? (body.length > 0 ? body.toString('utf8', 0, 200) : `HTTP ${code}`);
-  return new KubeApiError(code, status.reason, `${method} ${path.split('?')[0]}: ${message}`);
+  return new KubeApiError(code, status.reason, message, `${method} ${path.split('?')[0]}`);
 }
 
 export class KubeClient {

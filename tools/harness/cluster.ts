@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { kubeAccessFromKubeConfig } from '../../src/kube/access.js';
-import { KubeClient } from '../../src/kube/client.js';
+import { KubeClient, statusCode } from '../../src/kube/client.js';
 import { loadKubeConfig } from '../controlplane/controlplane.js';
 
 /** The admin kubeconfig path of the control plane Jest's global setup started. */
@@ -39,7 +39,7 @@ export async function deleteTestNamespace(kubeConfig: KubeConfig, name: string):
 
 /** The HTTP status of a failed API call, or undefined if it failed some other way. */
 export function apiStatusCode(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
+  return error instanceof ApiException ? error.code : statusCode(error);
 }
 
 /** Runs `call`, expecting it to fail with an API error, and returns that error's status code. */

@@ -1,7 +1,7 @@
 // The thin reconciler around the plan: what it reads, the order it writes in, the memo it
 // keeps between reconciles, and one log line per reconcile.
 import { describe, expect, it } from '@jest/globals';
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from '../../../src/kube/client.js';
 import { pino } from 'pino';
 import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
 import type { ConfigMapState } from '../../../src/controller/plan.js';
@@ -94,8 +94,7 @@ describe('HpcClusterReconciler', () => {
 
   it('never writes Synced over a refused ConfigMap write: Ready False names it, -users stays, back-off', async () => {
     const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
-    const body = JSON.stringify({ kind: 'Status', message: 'configmaps "lab-nss" is forbidden: denied by policy', code: 422 });
-    kube.refuse.set('lab-nss', new ApiException(422, 'Unprocessable Entity', body, {}));
+    kube.refuse.set('lab-nss', new KubeApiError(422, 'Invalid', 'configmaps "lab-nss" is forbidden: denied by policy', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error' });
     expect(kube.writes).toEqual(['status', 'event Warning ConfigMapWriteFailed']);
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
@@ -107,7 +106,7 @@ describe('HpcClusterReconciler', () => {
     expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-nss' })?.syncId).toMatch(/^[0-9a-f]{64}$/);
     expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-users' })).toBeUndefined();
     // A conflict (a stale cache) is no refusal: thrown, and retried at once by the queue.
-    kube.refuse.set('lab-nss', new ApiException(409, 'Conflict', '{}', {}));
+    kube.refuse.set('lab-nss', new KubeApiError(409, 'Conflict', 'the object has been modified', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
     await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow();
     kube.refuse.clear();
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
