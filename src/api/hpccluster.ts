@@ -258,6 +258,27 @@ export const hpcClusterStatusSchema = z
       .optional()
       .describe('sha256 (hex) of the users.json the operator last wrote to the -users ConfigMap; admission trusts only a ConfigMap that matches it.'),
     configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
+    stalledOn: z
+      .object({
+        generation: z.number().int().min(0).describe('The metadata.generation the failure was met at.'),
+        secretResourceVersion: z.string().max(64).describe('The resourceVersion of the credentials Secret it was met with.'),
+        syncRequest: z.string().max(1024).optional().describe('The hpc.shanhe.com/sync-requested value at the time.'),
+      })
+      .optional()
+      .describe(
+        'While Stalled: what the failure was met with. The provider is not called again, even after a restart, until the generation, the Secret or the sync request changes.',
+      ),
+    consecutiveFailures: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Syncs that failed in a row with an error that may pass (an outage); retries back off exponentially on it, across restarts.'),
+    nextRetryTime: z
+      .string()
+      .optional()
+      .describe('When the failed sync is retried (RFC 3339); a restarted operator waits for it too.')
+      .meta({ format: 'date-time' }),
     lastHandledSyncRequest: z
       .string()
       .max(1024)

@@ -81,7 +81,8 @@ export class KubeApiPort implements KubePort {
     for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
     // The key's declared rate is metadata, from the cache like the label above.
     const providerRateLimit = metadata.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
-    return { state: 'lent', data, ...(providerRateLimit === undefined ? {} : { providerRateLimit }) };
+    const resourceVersion = secret.metadata?.resourceVersion ?? '';
+    return { state: 'lent', data, resourceVersion, ...(providerRateLimit === undefined ? {} : { providerRateLimit }) };
   }
 
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {

@@ -15,7 +15,7 @@ import { LeaderElector } from './leader.js';
 import { METADATA_ONLY_ACCEPT } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
 import { keyOf, objectKey } from './object-key.js';
-import { configMapsInStep, syncRequestPending } from './plan.js';
+import { backoffLeftMs, configMapsInStep, syncRequestPending } from './plan.js';
 import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
@@ -183,7 +183,14 @@ export class Manager {
         configMapsInStep(object, { users: configMap(usersConfigMapName(key.name)), nss: configMap(nssConfigMapName(key.name)) }) && !syncRequestPending(object);
       return { id: keyOf(key), ...startupStateOf(object, upToDate, now) };
     });
-    return startupDelays(found, Math.random);
+    const delays = startupDelays(found, Math.random);
+    // One that was backing off from failures that may pass carries on backing off.
+    for (const object of this.hpcClusters.list()) {
+      const key = objectKey(object);
+      const left = backoffLeftMs(object, now);
+      if (key !== undefined && left > 0) delays.set(keyOf(key), Math.max(left, delays.get(keyOf(key)) ?? 0));
+    }
+    return delays;
   }
 
   /** SIGTERM: stop taking work, finish what is in flight (bounded), release the lease. */

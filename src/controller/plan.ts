@@ -18,6 +18,8 @@ import {
   type ConfigMapManifest,
 } from '../render/configmaps.js';
 import type { ListResult, ProviderCredentials, ProviderTarget } from '../provider/user-source.js';
+import { backoffDelayMs, type BackoffPolicy } from '../runtime/backoff.js';
+import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 import type { ReconcileResult } from './queue.js';
 import { nextStatus, readyCondition, statusWriteDue, type SyncOutcome } from './status.js';
@@ -51,12 +53,22 @@ export interface ConfigMapState {
 /**
  * What a failure that retrying cannot mend was computed from. Until one of these changes,
  * calling the provider again cannot succeed, so it is not called (the quota is not burnt).
+ * Kept in status (stalledOn), so that a restart does not call again either.
  */
 export interface FailureMemo {
   generation: number;
-  secretFingerprint: string;
+  /** contentHashOf the Secret's data: known to this process only (status holds nothing of the data). */
+  secretFingerprint?: string;
+  /** The Secret's resourceVersion (or whether it is missing or not lent): what status keeps. */
+  secretVersion: string;
   syncRequested: string | undefined;
 }
+
+/**
+ * The back-off of failures that may pass (an outage). Its count is kept in status, so a
+ * restarted operator carries on where the last one was instead of calling at once.
+ */
+export const FAILURE_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 300_000 };
 
 export interface PlanInput {
   /** The HpcCluster, from the cache; its namespace and name are the reconcile's key. */
@@ -174,16 +186,54 @@ export function syncRequestPending(object: Pick<HpcClusterObject, 'metadata' | '
   return requested !== undefined && requested !== object.status?.lastHandledSyncRequest;
 }
 
-const sameMemo = (a: FailureMemo, b: FailureMemo): boolean =>
-  a.generation === b.generation && a.secretFingerprint === b.secretFingerprint && a.syncRequested === b.syncRequested;
+/** Same inputs: the same generation and request, and the same Secret data, or (a memo from status) the same Secret version. */
+function sameMemo(a: FailureMemo, b: FailureMemo): boolean {
+  const sameSecret = a.secretFingerprint !== undefined && b.secretFingerprint !== undefined ? a.secretFingerprint === b.secretFingerprint : a.secretVersion === b.secretVersion;
+  return a.generation === b.generation && sameSecret && a.syncRequested === b.syncRequested;
+}
 
 /** What a reconcile is computed from (memos, and whether a sync is periodic or asked for). */
-export function memoOf(input: Pick<PlanInput, 'object' | 'secret'>): FailureMemo {
+export function memoOf(input: Pick<PlanInput, 'object' | 'secret'>): FailureMemo & { secretFingerprint: string } {
   return {
     generation: input.object.metadata.generation ?? 0,
     secretFingerprint: contentHashOf(input.secret?.state === 'lent' ? input.secret.data : {}),
+    secretVersion: input.secret?.state === 'lent' ? input.secret.resourceVersion : (input.secret?.state ?? 'none'),
     syncRequested: input.object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION],
   };
+}
+
+/** A merge patch of status: the fields of `next`, and null for each field of `previous` that `next` no longer has. */
+export type StatusPatch = { [K in keyof HpcClusterStatus]: HpcClusterStatus[K] | null };
+
+/** The merge patch that turns `previous` into `next` (a field left out of a merge patch is kept, not removed). */
+export function statusPatch(previous: HpcClusterStatus | undefined, next: HpcClusterStatus): StatusPatch {
+  const patch: Record<string, unknown> = { ...next };
+  for (const key of Object.keys(previous ?? {})) if (next[key as keyof HpcClusterStatus] === undefined) patch[key] = null;
+  return patch;
+}
+
+/** The memo status keeps of a Stalled failure (stalledOn), for a reconcile after a restart. */
+export function rememberedFailure(status: HpcClusterStatus | undefined): FailureMemo | undefined {
+  const on = status?.stalledOn;
+  const stalled = status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True') === true;
+  return on === undefined || !stalled ? undefined : { generation: on.generation, secretVersion: on.secretResourceVersion, syncRequested: on.syncRequest };
+}
+
+/**
+ * How long a resource found at start-up still backs off after failures that may pass
+ * (status.nextRetryTime), or 0: the operator's restart is no reason to call sooner. A new
+ * generation or a pending sync request does not wait.
+ */
+export function backoffLeftMs(object: Pick<HpcClusterObject, 'metadata' | 'status'>, now: number): number {
+  const status = object.status;
+  if (status?.observedGeneration !== (object.metadata.generation ?? 0) || syncRequestPending(object)) return 0;
+  const retryAt = Date.parse(status.nextRetryTime ?? '');
+  return Number.isFinite(retryAt) ? Math.max(0, retryAt - now) : 0;
+}
+
+/** A fraction in [0, 1) fixed per resource: back-off jitter that is pure, and still spreads resources that failed together. */
+function jitterOf(uid: string): number {
+  return Number.parseInt(contentHashOf({ uid }).slice(-8), 16) / 2 ** 32;
 }
 
 /**
@@ -210,7 +260,14 @@ function settle(
   input: PlanInput,
   outcome: SyncOutcome,
   result: ReconcileResult,
-  extra: { memo?: FailureMemo; configMapWrites?: ConfigMapWrite[]; events?: PlannedEvent[]; schedule?: SyncSchedule; deferred?: boolean } = {},
+  extra: {
+    memo?: FailureMemo;
+    backoff?: { failures: number; retryAfterMs: number };
+    configMapWrites?: ConfigMapWrite[];
+    events?: PlannedEvent[];
+    schedule?: SyncSchedule;
+    deferred?: boolean;
+  } = {},
 ): Plan {
   const { object, now } = input;
   const name = object.metadata.name;
@@ -219,6 +276,15 @@ function settle(
   // Recorded in status so that a request made while the operator was down is seen as new when it starts.
   const requested = object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
   if (requested !== undefined && extra.deferred !== true) next.lastHandledSyncRequest = requested;
+  if (extra.memo === undefined) delete next.stalledOn;
+  else next.stalledOn = { generation: extra.memo.generation, secretResourceVersion: extra.memo.secretVersion, ...(extra.memo.syncRequested === undefined ? {} : { syncRequest: extra.memo.syncRequested }) };
+  if (extra.backoff === undefined) {
+    delete next.consecutiveFailures;
+    delete next.nextRetryTime;
+  } else {
+    next.consecutiveFailures = extra.backoff.failures;
+    next.nextRetryTime = formatTimestamp(new Date(now.getTime() + extra.backoff.retryAfterMs));
+  }
   if (extra.schedule?.stretchedInterval === undefined) delete next.effectiveSyncInterval;
   else next.effectiveSyncInterval = extra.schedule.stretchedInterval;
   const before = readyCondition(previous);
@@ -249,7 +315,12 @@ function settle(
 function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule; deferred?: boolean } = {}): Plan {
   const policy = failurePolicy(failure);
   const outcome = extra.skipped === undefined ? failure : { ...failure, skipped: extra.skipped };
-  return settle(input, outcome, policy.result, {
+  // A failure that may pass backs off on the count status keeps, not on this process's alone.
+  const failures = (input.object.status?.consecutiveFailures ?? 0) + 1;
+  const backoff = failure.retry === 'backoff' ? { failures, retryAfterMs: backoffDelayMs(failures, FAILURE_BACKOFF, () => jitterOf(input.object.metadata.uid ?? '')) } : undefined;
+  const result: ReconcileResult = backoff === undefined ? policy.result : { outcome: 'error', retryAfterMs: backoff.retryAfterMs };
+  return settle(input, outcome, result, {
+    ...(backoff === undefined ? {} : { backoff }),
     ...(policy.remember ? { memo: memoOf(input) } : {}),
     ...(extra.schedule === undefined || policy.remember ? {} : { schedule: extra.schedule }),
     ...(extra.deferred === true ? { deferred: true } : {}),

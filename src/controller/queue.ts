@@ -10,7 +10,8 @@ import { systemClock, type Clock } from '../runtime/clock.js';
  * - `success`: done; runs again after `requeueAfterMs` when given
  * - `stalled`: failed in a way retrying cannot mend; runs again only when the key is added
  * - `requeue_after`: failed, and may be retried after exactly `requeueAfterMs`
- * - `error`: failed, retried after the key's exponential back-off (as is anything thrown)
+ * - `error`: failed, retried after the key's exponential back-off (as is anything thrown),
+ *   or after `retryAfterMs` when the reconciler keeps its own count (one that survives restarts)
  * The back-off counts consecutive `error`s: `success` and `stalled` reset it, and a
  * `requeue_after` (a quota window, say) leaves it as it is.
  */
@@ -18,7 +19,7 @@ export type ReconcileResult =
   | { outcome: 'success'; requeueAfterMs?: number }
   | { outcome: 'stalled' }
   | { outcome: 'requeue_after'; requeueAfterMs: number }
-  | { outcome: 'error' };
+  | { outcome: 'error'; retryAfterMs?: number };
 
 export type ReconcileOutcome = ReconcileResult['outcome'];
 
@@ -252,7 +253,7 @@ export class WorkQueue {
       case 'error': {
         const failures = (this.failures.get(key) ?? 0) + 1;
         this.failures.set(key, failures);
-        const delayMs = backoffDelayMs(failures, this.backoff, this.random);
+        const delayMs = result.retryAfterMs ?? backoffDelayMs(failures, this.backoff, this.random);
         // The reconciler logged the failure itself; this only says when it runs again.
         this.logger.debug({ key, failures, retryInMs: delayMs }, 'backing off');
         this.addAfter(key, delayMs);

@@ -18,12 +18,15 @@ import {
   planListing,
   planSync,
   planWriteRefused,
+  rememberedFailure,
+  statusPatch,
   syncRequestPending,
   type ConfigMapState,
   type FailureMemo,
   type ListingRequest,
   type Plan,
   type PlanInput,
+  type StatusPatch,
   type SyncSchedule,
 } from './plan.js';
 import { readyCondition } from './status.js';
@@ -50,7 +53,8 @@ export interface KubePort {
   readSecret(key: ObjectKey): Promise<SecretRead>;
   /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
   writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void>;
-  writeStatus(key: ObjectKey, status: HpcClusterStatus): Promise<void>;
+  /** A JSON merge patch of the status subresource (null removes a field). */
+  writeStatus(key: ObjectKey, status: StatusPatch): Promise<void>;
   recordEvent(object: HpcClusterObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }
 
@@ -91,7 +95,7 @@ export class HpcClusterReconciler {
   /** Failures that retrying cannot mend, by key, with what they were computed from. */
   private readonly memos = new Map<string, FailureMemo>();
   /** What each resource's last sync in this process was computed from: tells periodic syncs from asked-for ones. */
-  private readonly lastSyncs = new Map<string, FailureMemo>();
+  private readonly lastSyncs = new Map<string, ReturnType<typeof memoOf>>();
   /** What this process last wrote to each ConfigMap, by its key: its own writes' events call for no sync. */
   private readonly written = new Map<string, WrittenConfigMap>();
   private readonly now: () => Date;
@@ -157,7 +161,8 @@ export class HpcClusterReconciler {
       object: { ...object, metadata: { ...object.metadata, ...key } },
       secret: secretName === undefined ? undefined : await kube.readSecret({ namespace: key.namespace, name: secretName }),
       configMaps: { users: await configMap(usersConfigMapName(key.name)), nss: await configMap(nssConfigMapName(key.name)) },
-      memo: this.memos.get(id),
+      // After a restart, what status remembers: a refused key is not tried again for nothing.
+      memo: this.memos.get(id) ?? rememberedFailure(object.status),
       now: this.now(),
     };
     const first = planListing(input);
@@ -253,7 +258,7 @@ export class HpcClusterReconciler {
     if (plan.synced !== undefined) metrics?.observeSuccessfulSync(key.namespace, key.name, { ...plan.synced, at: this.now() });
     if (plan.status !== undefined) {
       signal.throwIfAborted();
-      await kube.writeStatus(key, plan.status);
+      await kube.writeStatus(key, statusPatch(object.status, plan.status));
     }
     for (const event of plan.events) await kube.recordEvent(object, event.type, event.reason, event.message);
   }

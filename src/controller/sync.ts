@@ -9,13 +9,14 @@ import type { ProviderCredentials, ProviderTarget } from '../provider/user-sourc
 
 /**
  * A credentials Secret as a sync may see it: missing, present but not lent to the operator
- * (its data never read), or lent, with its decoded data and the rate it declares for its
- * access key (the PROVIDER_RATE_LIMIT_ANNOTATION of its metadata), if any.
+ * (its data never read), or lent, with its decoded data, its resourceVersion (what a
+ * remembered failure records of it: status may hold that, never anything of the data) and
+ * the rate it declares for its access key (the PROVIDER_RATE_LIMIT_ANNOTATION of its metadata), if any.
  */
 export type SecretRead =
   | { state: 'missing' }
   | { state: 'not-lent' }
-  | { state: 'lent'; data: Readonly<Record<string, string>>; providerRateLimit?: string };
+  | { state: 'lent'; data: Readonly<Record<string, string>>; resourceVersion: string; providerRateLimit?: string };
 
 const LABEL_TEXT = `${CREDENTIALS_LABEL}: "${CREDENTIALS_LABEL_VALUE}"`;
 

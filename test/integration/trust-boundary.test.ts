@@ -374,3 +374,86 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     await policies.deleteValidatingAdmissionPolicy({ name: namespace });
   }, 150_000);
 });
+
+describe('finding 8: restarts and outages do not spend the quota', () => {
+  let provider: Simulator;
+
+  beforeAll(async () => {
+    provider = await startSimulator({ accessKeys: [DEV_ACCESS_KEY], clusters: [{ id: 'hpc-budget', users: [{ username: 'ann', uid: 5001, gid: 5001, role: 'member' }] }] });
+  });
+
+  afterAll(async () => {
+    await provider?.close();
+  });
+
+  const reconciles = async (operator: RunningOperator): Promise<number> => {
+    const metric = await operator.metrics.registry.getSingleMetric('hpc_user_operator_reconcile_total')?.get();
+    return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+  };
+
+  test('a key the provider refused is not tried again by any number of restarts, until its Secret changes', async () => {
+    const namespace = await createTestNamespace(admin, 'trust-refused-key');
+    const kubeConfig = await operatorKubeConfig(admin, namespace);
+    await createCredentialsSecret(admin, namespace, 'key', { id: DEV_ACCESS_KEY.id, secret: 'not-the-secret' });
+    let operator = await startOperator(kubeConfig, namespace);
+    await createHpcCluster(admin, namespace, 'lab', spec(provider.url, 'key', { clusterId: 'hpc-budget' }));
+    const refused = await waitForReady(admin, namespace, 'lab', 'AuthenticationFailed');
+    expect(refused.status?.stalledOn?.generation).toBe(1);
+    await operator.stop();
+    const calls = provider.stats().requests;
+    expect(calls).toBeGreaterThan(0);
+
+    for (let restart = 0; restart < 5; restart++) {
+      operator = await startOperator(kubeConfig, namespace);
+      // Each start reconciles the resource (it is Stalled, so due at once), and decides from status alone.
+      await waitFor(async () => (await reconciles(operator)) > 0, { description: 'the start-up reconcile' });
+      await operator.stop();
+    }
+    expect(provider.stats().requests).toBe(calls);
+
+    // The same restart with the Secret fixed does call: the count above could have been larger.
+    await admin.makeApiClient(CoreV1Api).deleteNamespacedSecret({ namespace, name: 'key' });
+    await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+    operator = await startOperator(kubeConfig, namespace);
+    operators.push(operator);
+    await waitForReady(admin, namespace, 'lab', 'Synced');
+    expect(provider.stats().requests).toBeGreaterThan(calls);
+  });
+
+  test('an outage backs off across restarts: a restart makes no call before the back-off says', async () => {
+    const namespace = await createTestNamespace(admin, 'trust-outage');
+    const kubeConfig = await operatorKubeConfig(admin, namespace);
+    await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
+    provider.setFaults({ http5xx: { status: 503, rate: 1 } });
+    let operator = await startOperator(kubeConfig, namespace);
+    const before = provider.stats().requests;
+    await createHpcCluster(admin, namespace, 'lab', spec(provider.url, 'key', { clusterId: 'hpc-budget' }));
+    // Four failed syncs (about 1 + 2 + 4 s of back-off): the next waits about 8 s.
+    await waitFor(async () => ((await readHpcCluster(admin, namespace, 'lab')).status?.consecutiveFailures ?? 0) >= 4, { timeoutMs: 60_000, description: 'four failed syncs' });
+    await operator.stop();
+    const failing = await readHpcCluster(admin, namespace, 'lab');
+    expect(readyOf(failing)?.reason).toBe('ListUsersFailed');
+    const failures = failing.status?.consecutiveFailures ?? 0;
+    const calls = provider.stats().requests - before;
+    // The provider client's own attempts per sync, as measured: every call belongs to a counted sync.
+    const perSync = calls / failures;
+    expect(Number.isInteger(perSync)).toBe(true);
+
+    const restarts = 5;
+    for (let restart = 0; restart < restarts; restart++) {
+      operator = await startOperator(kubeConfig, namespace);
+      await operator.stop();
+    }
+    const after = await readHpcCluster(admin, namespace, 'lab');
+    const failuresDuring = (after.status?.consecutiveFailures ?? 0) - failures;
+    // Only syncs the back-off let through (none, unless the restarts outlasted it), each counted in status.
+    expect(failuresDuring).toBeLessThan(restarts);
+    expect(provider.stats().requests - before - calls).toBe(failuresDuring * perSync);
+
+    provider.setFaults({ http5xx: null });
+    operator = await startOperator(kubeConfig, namespace);
+    operators.push(operator);
+    const synced = await waitForReady(admin, namespace, 'lab', 'Synced', { timeoutMs: 60_000 });
+    expect(synced.status?.consecutiveFailures).toBeUndefined();
+  }, 150_000);
+});

@@ -85,7 +85,7 @@ Exit status: 0 rendered, 1 the sync failed (one-line reason on stderr), 2 usage 
       };
     }
     // The file is the caller's own: it needs no label to be read.
-    const credentials = credentialsFromSecret(spec.credentialsSecretRef, { state: 'lent', data });
+    const credentials = credentialsFromSecret(spec.credentialsSecretRef, { state: 'lent', data, resourceVersion: '' });
     if (typeof credentials === 'string') {
       throw new UsageError(secretFile === undefined ? `set ${ACCESS_KEY_ID_ENV} and ${SECRET_ACCESS_KEY_ENV}, or pass --secret-file` : credentials);
     }

@@ -5,10 +5,13 @@ import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpcclu
 import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { HpcUser } from '../../../src/domain/user.js';
 import {
+  backoffLeftMs,
   configMapsInStep,
   credentialsSecretOf,
   planDeferred,
   planWriteRefused,
+  rememberedFailure,
+  statusPatch,
   syncRequestPending,
   planListing,
   planSync,
@@ -24,7 +27,7 @@ import type { SecretRead } from '../../../src/controller/sync.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const KEYS = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
-const SECRET: SecretRead = { state: 'lent', data: KEYS };
+const SECRET: SecretRead = { state: 'lent', data: KEYS, resourceVersion: '1' };
 const UID = 'uid-1';
 
 const user = (username: string, uid: number): HpcUser => ({
@@ -153,7 +156,7 @@ describe('planListing', () => {
       message: 'Secret keys not found in this namespace; create it with keys access_key_id and secret_access_key and the label hpc.shanhe.com/credentials: "true"',
     });
     expect(conditionStatus(missing, 'Stalled')).toBe('True');
-    const empty = settled(input({ secret: { state: 'lent', data: { access_key_id: 'AKID', secret_access_key: ' ' } } }));
+    const empty = settled(input({ secret: { state: 'lent', data: { access_key_id: 'AKID', secret_access_key: ' ' }, resourceVersion: '1' } }));
     expect(ready(empty)?.message).toBe('Secret keys has no non-empty key secret_access_key');
     expect(JSON.stringify(empty)).not.toContain('AKID');
   });
@@ -286,7 +289,7 @@ describe('planSync', () => {
   });
 
   it.each<[string, SyncFailure, Plan['result'], boolean]>([
-    ['a transient provider failure', { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' }, { outcome: 'error' }, false],
+    ['a transient provider failure', { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' }, { outcome: 'error', retryAfterMs: expect.any(Number) as unknown as number }, false],
     ['a spent quota', { reason: 'QuotaExceeded', message: 'ret_code 2500', retry: { afterMs: 900_000 } }, { outcome: 'requeue_after', requeueAfterMs: 900_000 }, false],
     ['bad credentials', { reason: 'AuthenticationFailed', message: 'ret_code 1200; check the access key', retry: 'never' }, { outcome: 'stalled' }, true],
     ['an unknown cluster (ret_code 2100)', { reason: 'ListUsersFailed', message: 'ret_code 2100', retry: 'never' }, { outcome: 'stalled' }, true],
@@ -353,7 +356,7 @@ describe('the memo of a failure retrying cannot mend', () => {
     const stalled = stalledBy(auth);
     const meta = stalled.object.metadata;
     expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, generation: 2 } } })).toBeDefined();
-    expect(request({ ...stalled, secret: { state: 'lent', data: { ...KEYS, secret_access_key: 'rotated' } } })).toBeDefined();
+    expect(request({ ...stalled, secret: { state: 'lent', data: { ...KEYS, secret_access_key: 'rotated' }, resourceVersion: '2' } })).toBeDefined();
     expect(request({ ...stalled, object: { ...stalled.object, metadata: { ...meta, annotations: { 'hpc.shanhe.com/sync-requested': '1' } } } })).toBeDefined();
   });
 
@@ -418,11 +421,67 @@ describe('one sync across both ConfigMaps', () => {
     expect(conditionStatus(refused, 'Stalled')).toBe('False');
     expect(refused.status?.usersDigest).toBe(before.object.status?.usersDigest);
     expect(refused.status?.userCount).toBe(2);
-    expect(refused.result).toEqual({ outcome: 'error' });
+    expect(refused.result).toEqual({ outcome: 'error', retryAfterMs: expect.any(Number) });
     expect(refused.memo).toBeUndefined();
     expect(refused.configMapWrites).toEqual([]);
     expect(refused.events).toEqual([{ type: 'Warning', reason: 'ConfigMapWriteFailed', message: ready(refused)?.message }]);
     expect(refused.synced).toBeUndefined();
     expect(refused.listed).toEqual(planned.listed);
+  });
+});
+
+describe('what survives a restart', () => {
+  const outage: SyncFailure = { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' };
+
+  it('keeps a Stalled failure in status, and takes it back as the memo only while Stalled', () => {
+    const before = afterFirstSync(team(2));
+    const auth: SyncFailure = { reason: 'AuthenticationFailed', message: 'ret_code 1200', retry: 'never' };
+    const stalled = plan(before, failed(auth));
+    expect(stalled.status?.stalledOn).toEqual({ generation: 1, secretResourceVersion: '1' });
+    // A new process: no memo of its own, the one status keeps, so no call.
+    const restarted = { ...before, object: { ...before.object, status: stalled.status }, memo: rememberedFailure(stalled.status) };
+    expect(restarted.memo).toEqual({ ...stalled.memo, secretFingerprint: undefined });
+    expect(settled(restarted).result).toEqual({ outcome: 'stalled' });
+    // A changed Secret (a new resourceVersion, whatever its data) is tried again.
+    expect(request({ ...restarted, secret: { ...SECRET, resourceVersion: '2' } })).toBeDefined();
+    // Status says nothing of the Secret's data.
+    expect(JSON.stringify(stalled.status)).not.toContain('the-secret');
+    // A sync clears it.
+    const recovered = plan({ ...restarted, secret: { ...SECRET, resourceVersion: '2' } }, listed(team(2)));
+    expect(recovered.status?.stalledOn).toBeUndefined();
+    expect(rememberedFailure(recovered.status)).toBeUndefined();
+  });
+
+  it('writes status as a merge patch that removes what the next status no longer has', () => {
+    expect(statusPatch({ userCount: 2, consecutiveFailures: 3, nextRetryTime: 't' }, { userCount: 2 })).toEqual({ userCount: 2, consecutiveFailures: null, nextRetryTime: null });
+    expect(statusPatch(undefined, { userCount: 1 })).toEqual({ userCount: 1 });
+  });
+
+  it('backs off on the failure count status keeps, and a restart waits out the back-off', () => {
+    let state = afterFirstSync(team(2));
+    const delays: number[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const p = plan(state, failed(outage));
+      expect(p.status?.consecutiveFailures).toBe(i);
+      const result = p.result as { outcome: 'error'; retryAfterMs: number };
+      expect(result.outcome).toBe('error');
+      // Status times have whole seconds.
+      expect(Math.abs(Date.parse(p.status?.nextRetryTime ?? '') - (NOW.getTime() + result.retryAfterMs))).toBeLessThan(1000);
+      delays.push(result.retryAfterMs);
+      state = { ...state, object: { ...state.object, status: p.status } };
+    }
+    // Doubling (±20% jitter, fixed per resource): 1 s, 2 s, 4 s, 8 s.
+    delays.forEach((delay, i) => expect(delay / 2 ** i).toBeCloseTo(delays[0] ?? 0, 0));
+    expect(delays[0]).toBeGreaterThanOrEqual(800);
+    expect(delays[0]).toBeLessThan(1200);
+    expect(Math.abs(backoffLeftMs(state.object, NOW.getTime()) - (delays[3] ?? 0))).toBeLessThan(1000);
+    expect(backoffLeftMs(state.object, NOW.getTime() + 60_000)).toBe(0);
+    // A new generation or a sync request does not wait.
+    expect(backoffLeftMs({ ...state.object, metadata: { ...state.object.metadata, generation: 2 } }, NOW.getTime())).toBe(0);
+    expect(backoffLeftMs({ ...state.object, metadata: { ...state.object.metadata, annotations: { 'hpc.shanhe.com/sync-requested': 'now' } } }, NOW.getTime())).toBe(0);
+    // A sync ends it.
+    const synced = plan(state, listed(team(2)));
+    expect(synced.status?.consecutiveFailures).toBeUndefined();
+    expect(synced.status?.nextRetryTime).toBeUndefined();
   });
 });

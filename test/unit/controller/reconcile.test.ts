@@ -3,8 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { KubeApiError } from '../../../src/kube/client.js';
 import { pino } from 'pino';
-import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
-import type { ConfigMapState } from '../../../src/controller/plan.js';
+import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
+import type { ConfigMapState, StatusPatch } from '../../../src/controller/plan.js';
 import { KeyBudgets } from '../../../src/budget/key-budgets.js';
 import { HpcClusterReconciler, type KubePort } from '../../../src/controller/reconcile.js';
 import type { ObjectKey } from '../../../src/controller/object-key.js';
@@ -40,7 +40,7 @@ class MemoryKube implements KubePort {
   readSecret(): Promise<SecretRead> {
     this.secretReads++;
     const data = { access_key_id: 'AKID', secret_access_key: 'the-secret' };
-    return Promise.resolve({ state: 'lent', data, ...(this.providerRateLimit === undefined ? {} : { providerRateLimit: this.providerRateLimit }) });
+    return Promise.resolve({ state: 'lent', data, resourceVersion: '1', ...(this.providerRateLimit === undefined ? {} : { providerRateLimit: this.providerRateLimit }) });
   }
   /** The apiserver's answer to a ConfigMap write, by name: success when none is given. */
   refuse = new Map<string, Error>();
@@ -50,9 +50,12 @@ class MemoryKube implements KubePort {
     this.writes.push(`configmap ${manifest.metadata.name}`);
     return Promise.resolve();
   }
-  writeStatus(_key: ObjectKey, status: HpcClusterStatus): Promise<void> {
+  writeStatus(_key: ObjectKey, patch: StatusPatch): Promise<void> {
     this.writes.push('status');
-    if (this.object !== undefined) this.object = { ...this.object, status };
+    // As the apiserver applies a merge patch: null removes a field.
+    const merged: Record<string, unknown> = { ...this.object?.status, ...patch };
+    for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
+    if (this.object !== undefined) this.object = { ...this.object, status: merged };
     return Promise.resolve();
   }
   recordEvent(_object: HpcClusterObject, type: string, reason: string): Promise<void> {
@@ -95,7 +98,7 @@ describe('HpcClusterReconciler', () => {
   it('never writes Synced over a refused ConfigMap write: Ready False names it, -users stays, back-off', async () => {
     const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
     kube.refuse.set('lab-nss', new KubeApiError(422, 'Invalid', 'configmaps "lab-nss" is forbidden: denied by policy', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
-    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error' });
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error', retryAfterMs: expect.any(Number) });
     expect(kube.writes).toEqual(['status', 'event Warning ConfigMapWriteFailed']);
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
       status: 'False',
@@ -115,7 +118,7 @@ describe('HpcClusterReconciler', () => {
 
   it('logs a failure once, as a warning, and returns it instead of throwing', async () => {
     const { lines, reconciler } = setup(() => ({ failure: { reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' } }));
-    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error' });
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error', retryAfterMs: expect.any(Number) });
     expect(lines.map((l) => [l.msg, l.result, l.error])).toEqual([['reconcile failed', 'ListUsersFailed', 'HTTP 503']]);
     expect(lines[0]?.level).toBe(40);
   });
@@ -133,13 +136,23 @@ describe('HpcClusterReconciler', () => {
     ]);
   });
 
+  it('a new process takes the memo from status: a refused key is not called again after a restart', async () => {
+    const first = setup(() => ({ failure: auth }));
+    await first.reconciler.reconcile(KEY, signal);
+    const restarted = setup(() => ({ failure: auth }));
+    restarted.kube.object = first.kube.object;
+    expect(await restarted.reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'stalled' });
+    expect(restarted.calls()).toBe(0);
+  });
+
   it('forgets a deleted resource, memo included', async () => {
     const { kube, reconciler, calls } = setup(() => ({ failure: auth }));
     await reconciler.reconcile(KEY, signal);
     const object = kube.object;
     kube.object = undefined;
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success' });
-    kube.object = object;
+    // Created again: a new object, without the old one's status.
+    kube.object = object === undefined ? undefined : { ...object, status: undefined };
     await reconciler.reconcile(KEY, signal);
     expect(calls()).toBe(2);
   });
