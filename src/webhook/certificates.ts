@@ -53,6 +53,13 @@ const renewBeforeMs = (policy: CertificatePolicy): number => policy.renewBeforeM
  */
 export const caOverlapMs = (policy: CertificatePolicy): number => Math.min(policy.validityMs / 6, renewBeforeMs(policy) / 2);
 
+/**
+ * PEM text as Go's pem.Decode reads it: every block on lines of its own. (@peculiar/x509 ends a
+ * PEM without a newline, so blocks joined as they are would share a line, and the apiserver
+ * would reject the whole caBundle.)
+ */
+const pemText = (pem: string): string => (pem.endsWith('\n') ? pem : `${pem}\n`);
+
 const pemBlocks = (bundle: string): string[] => bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 
 function keyPem(key: webcrypto.CryptoKey): string {
@@ -85,7 +92,7 @@ async function createCa(now: Date, validityMs: number): Promise<IssuedCa> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: keyPem(keys.privateKey) };
+  return { certPem: pemText(cert.toString('pem')), keyPem: keyPem(keys.privateKey) };
 }
 
 async function createServing(ca: IssuedCa, hosts: string[], now: Date, validityMs: number): Promise<{ cert: string; key: string }> {
@@ -108,7 +115,7 @@ async function createServing(ca: IssuedCa, hosts: string[], now: Date, validityM
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { cert: cert.toString('pem'), key: keyPem(keys.privateKey) };
+  return { cert: pemText(cert.toString('pem')), key: keyPem(keys.privateKey) };
 }
 
 /** The SANs of a certificate as `hosts` lists them, sorted. */
@@ -180,5 +187,5 @@ export async function renewCertificates(
     tls = await createServing(signer, policy.hosts, now, policy.validityMs);
     changed = true;
   }
-  return changed ? { 'ca.crt': bundle.join(''), 'ca.key': signer.keyPem, 'tls.crt': tls.cert, 'tls.key': tls.key } : undefined;
+  return changed ? { 'ca.crt': bundle.map(pemText).join(''), 'ca.key': signer.keyPem, 'tls.crt': tls.cert, 'tls.key': tls.key } : undefined;
 }

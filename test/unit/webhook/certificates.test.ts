@@ -10,6 +10,9 @@ const at = (ms: number) => new Date(t0.getTime() + ms);
 const bundleOf = (material: CertificateMaterial): X509Certificate[] =>
   (material['ca.crt'].match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
 
+/** As Go's pem.Decode needs it (the apiserver parses caBundle so): each block on lines of its own. */
+const WELL_FORMED_PEM = /^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+\n-----END CERTIFICATE-----\n)+$/;
+
 /** What the apiserver does: the serving certificate chains to a CA of the bundle and is valid now. */
 function verifies(material: CertificateMaterial, bundle: X509Certificate[], now: Date): boolean {
   const serving = new X509Certificate(material['tls.crt']);
@@ -57,6 +60,8 @@ describe('renewCertificates', () => {
       if (next['tls.crt'] !== material['tls.crt']) servingRenewals += 1;
       if (next['ca.key'] !== material['ca.key']) caRenewals += 1;
       largestBundle = Math.max(largestBundle, bundleOf(next).length);
+      expect(next['ca.crt']).toMatch(WELL_FORMED_PEM);
+      expect(next['tls.crt']).toMatch(WELL_FORMED_PEM);
       material = next;
     }
     expect(caRenewals).toBeGreaterThanOrEqual(2);
