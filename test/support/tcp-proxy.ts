@@ -1,6 +1,7 @@
 // A TCP proxy in front of the real kube-apiserver, to cut one client's connection while
 // everyone else keeps theirs: a network partition for one informer or elector, with the
 // apiserver itself untouched. TLS passes through (the serving certificate names 127.0.0.1).
+// With a target chosen per connection, it stands in for a Service in front of webhook replicas.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -13,19 +14,23 @@ export class TcpProxy {
 
   private constructor(
     private readonly server: Server,
-    private readonly target: { host: string; port: number },
+    private readonly target: () => { host: string; port: number } | undefined,
   ) {
     server.on('connection', (client) => this.accept(client));
   }
 
-  /** Listens on 127.0.0.1 on a free port and forwards to `target`. */
-  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+  /**
+   * Listens on 127.0.0.1 on a free port and forwards to `target`, or, when it is a function,
+   * to where it says each new connection goes (none: the connection is refused), as a
+   * Service's load balancing does.
+   */
+  static async start(target: { host: string; port: number } | (() => { host: string; port: number } | undefined)): Promise<TcpProxy> {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
-    return new TcpProxy(server, target);
+    return new TcpProxy(server, typeof target === 'function' ? target : () => target);
   }
 
   get port(): number {
@@ -82,7 +87,8 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    if (this.mode === 'cut') {
+    const target = this.target();
+    if (this.mode === 'cut' || target === undefined) {
       client.resetAndDestroy();
       return;
     }
@@ -91,7 +97,7 @@ export class TcpProxy {
       client.pause();
       return;
     }
-    const upstream = connect(this.target.port, this.target.host);
+    const upstream = connect(target.port, target.host);
     this.track(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
