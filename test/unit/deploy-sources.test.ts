@@ -10,8 +10,8 @@ const CHART = 'deploy/helm/hpc-user-operator';
 describe('deploy/ versions', () => {
   const { version } = JSON.parse(read('package.json')) as { version: string };
 
-  it('kustomize tags the image with the package version', () => {
-    const kustomization = parse(read('deploy/kustomization.yaml')) as { images: { name: string; newTag: string }[] };
+  it.each(['deploy/kustomization.yaml', 'deploy/namespaced/kustomization.yaml'])('kustomize (%s) tags the image with the package version', (file) => {
+    const kustomization = parse(read(file)) as { images: { name: string; newTag: string }[] };
     expect(kustomization.images).toEqual([{ name: 'ghcr.io/hpc-user-operator/hpc-user-operator', newTag: version }]);
   });
 
