@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -289,6 +289,8 @@ function report(result: ControllerBenchResult): string {
  * `hpc-user-operator run` as a bench runs it: a child process acting as `namespace`'s
  * ServiceAccount, --concurrency 4, --log-level warn, metrics and health on one known port;
  * resolves once /readyz answers (its caches are synced and it reconciles at once).
+ * `webhook`: also serve the pod identity webhook at `addr` with certificates for 127.0.0.1 in
+ * `namespace` (installed there, its ServiceAccount bound cluster-wide as the default install is).
  */
 export async function startBenchOperator(
   admin: KubeConfig,
@@ -296,20 +298,27 @@ export async function startBenchOperator(
   workDir: string,
   providerRateLimit: string,
   cleanups: (() => unknown)[],
-): Promise<{ pid: number; address: string }> {
-  const kubeconfig = join(workDir, 'operator-kubeconfig');
-  writeKubeConfigFile(await operatorKubeConfig(admin, namespace), kubeconfig);
+  { webhook, watch = namespace, kubeconfigFile = 'operator-kubeconfig' }: { webhook?: { addr: string }; watch?: string; kubeconfigFile?: string } = {},
+): Promise<{ pid: number; address: string; stop: () => Promise<void> }> {
+  const kubeconfig = join(workDir, kubeconfigFile);
+  if (!existsSync(kubeconfig)) {
+    const identity = webhook === undefined ? operatorKubeConfig(admin, namespace) : operatorKubeConfig(admin, namespace, 'cluster', { webhook: true });
+    writeKubeConfigFile(await identity, kubeconfig);
+  }
   // At --log-level warn the operator does not log its addresses: give it a known port.
   const address = `127.0.0.1:${String(await freePort())}`;
   const operator = spawnOperator([
     '--kubeconfig', kubeconfig,
     '--allow-loopback-endpoints',
-    '--namespaces', namespace,
+    '--namespaces', watch,
     '--concurrency', String(CONCURRENCY),
     '--log-level', 'warn',
     '--provider-rate-limit', providerRateLimit,
     '--metrics-addr', address,
     '--health-addr', address,
+    ...(webhook === undefined
+      ? []
+      : ['--webhook-addr', webhook.addr, '--webhook-namespace', namespace, '--webhook-cert-hosts', '127.0.0.1', '--webhook-cert-check-interval', '1s']),
   ]);
   cleanups.push(() => operator.stop());
   const pid = await operator.pid();
@@ -319,7 +328,7 @@ export async function startBenchOperator(
       throw new Error(`the operator exited (status ${String(code)}): ${JSON.stringify(operator.logs.slice(-5))}`);
     }),
   ]);
-  return { pid, address };
+  return { pid, address, stop: () => operator.stop() };
 }
 
 /** Runs the three controller measurements; prints and returns the numbers. */
