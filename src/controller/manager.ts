@@ -7,6 +7,7 @@ import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
 import type { KubeAccess } from '../kube/access.js';
 import { KubeClient } from '../kube/client.js';
+import { collectGarbage } from '../runtime/memory.js';
 import { cachedConfigMap, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
 import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
@@ -85,7 +86,7 @@ export class Manager {
       apiPrefix: '/api/v1',
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
       // A users ConfigMap of 1,000 users is some 250 KB of JSON.
-      pageSize: 20,
+      pageSize: 5,
       transform: cachedConfigMap,
       onRestart: onRestart('configmaps'),
     });
@@ -168,6 +169,8 @@ export class Manager {
         return key === undefined ? 0 : (delays.get(keyOf(key)) ?? 0);
       },
     });
+    // The initial lists parsed every cached object whole and kept a slim copy: let go of the rest.
+    collectGarbage();
     logger.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces, identity: this.options.identity }, 'caches synced');
     await webhookStarted;
   }
