@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
+import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
 import { isNotFound, MERGE_PATCH, type KubeClient } from '../kube/client.js';
 import type { ObjectKey } from './object-key.js';
-import type { ConfigMapState } from './plan.js';
+import type { ConfigMapState, StatusPatch } from './plan.js';
 import type { KubePort } from './reconcile.js';
 import type { SecretRead } from './sync.js';
 
@@ -104,9 +104,9 @@ export class KubeApiPort implements KubePort {
     await this.client.send('PUT', configMapPath(namespace, name), { body });
   }
 
-  async writeStatus(key: ObjectKey, status: HpcClusterStatus): Promise<void> {
+  async writeStatus(key: ObjectKey, status: StatusPatch, resourceVersion: string | undefined): Promise<void> {
     await this.client.send('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${key.namespace}/${PLURAL}/${key.name}/status`, {
-      body: { status },
+      body: { ...(resourceVersion === undefined ? {} : { metadata: { resourceVersion } }), status },
       contentType: MERGE_PATCH,
     });
   }

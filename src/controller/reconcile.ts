@@ -53,8 +53,12 @@ export interface KubePort {
   readSecret(key: ObjectKey): Promise<SecretRead>;
   /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
   writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void>;
-  /** A JSON merge patch of the status subresource (null removes a field). */
-  writeStatus(key: ObjectKey, status: StatusPatch): Promise<void>;
+  /**
+   * A JSON merge patch of the status subresource (null removes a field), made against the
+   * object at `resourceVersion`: the patch holds only what changed since that version, so a
+   * newer object fails it with a conflict.
+   */
+  writeStatus(key: ObjectKey, status: StatusPatch, resourceVersion: string | undefined): Promise<void>;
   recordEvent(object: HpcClusterObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }
 
@@ -258,7 +262,7 @@ export class HpcClusterReconciler {
     if (plan.synced !== undefined) metrics?.observeSuccessfulSync(key.namespace, key.name, { ...plan.synced, at: this.now() });
     if (plan.status !== undefined) {
       signal.throwIfAborted();
-      await kube.writeStatus(key, statusPatch(object.status, plan.status));
+      await kube.writeStatus(key, statusPatch(object.status, plan.status), object.metadata.resourceVersion);
     }
     for (const event of plan.events) await kube.recordEvent(object, event.type, event.reason, event.message);
   }

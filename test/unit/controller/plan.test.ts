@@ -453,7 +453,12 @@ describe('what survives a restart', () => {
   });
 
   it('writes status as a merge patch that removes what the next status no longer has', () => {
-    expect(statusPatch({ userCount: 2, consecutiveFailures: 3, nextRetryTime: 't' }, { userCount: 2 })).toEqual({ userCount: 2, consecutiveFailures: null, nextRetryTime: null });
+    expect(statusPatch({ userCount: 2, consecutiveFailures: 3, nextRetryTime: 't' }, { userCount: 2 })).toEqual({ consecutiveFailures: null, nextRetryTime: null });
+    // Only what changes is sent, each changed field whole; equal values in another key order are unchanged.
+    const users = [{ username: 'ann', uid: 1, gid: 1, role: 'member', nasMountPoint: '/n/ann' }];
+    const previous = { userCount: 1, users, lastHandledSyncRequest: 'a' } as HpcClusterStatus;
+    const reordered = [{ nasMountPoint: '/n/ann', role: 'member', gid: 1, uid: 1, username: 'ann' }];
+    expect(statusPatch(previous, { userCount: 1, users: reordered, lastHandledSyncRequest: 'b' } as HpcClusterStatus)).toEqual({ lastHandledSyncRequest: 'b' });
     expect(statusPatch(undefined, { userCount: 1 })).toEqual({ userCount: 1 });
   });
 
