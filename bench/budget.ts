@@ -16,7 +16,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, hpcClusterManifest, installCrd, metricSamples } from '../tools/harness/operator.js';
 import { startSimulator, type AccessKey, type CallRecord } from '../tools/simulator/server.js';
 import { generateUsers, toWireRow } from '../tools/simulator/store.js';
-import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, startBenchOperator } from './controller.js';
+import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchOperator } from './controller.js';
 
 /**
  * The per-key budget at scale: 2,000 HpcClusters of 100 users on 20 access keys, the provider's
@@ -169,12 +169,6 @@ export async function benchBudget(): Promise<void> {
       ].join('\n') + '\n',
     );
   } finally {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup();
-      } catch (error) {
-        process.stderr.write(`budget bench cleanup: ${String(error)}\n`);
-      }
-    }
+    await runCleanups('budget', cleanups);
   }
 }

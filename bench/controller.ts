@@ -18,6 +18,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import {
   apiserverWrites,
   createCredentialsSecret,
+  deploymentNodeOptions,
   hpcClusterManifest,
   installCrd,
   metricSamples,
@@ -291,6 +292,7 @@ function report(result: ControllerBenchResult): string {
  * resolves once /readyz answers (its caches are synced and it reconciles at once).
  * `webhook`: also serve the pod identity webhook at `addr` with certificates for 127.0.0.1 in
  * `namespace` (installed there, its ServiceAccount bound cluster-wide as the default install is).
+ * `shipped`: run the build with the Deployment's NODE_OPTIONS, as the image does.
  */
 export async function startBenchOperator(
   admin: KubeConfig,
@@ -298,7 +300,12 @@ export async function startBenchOperator(
   workDir: string,
   providerRateLimit: string,
   cleanups: (() => unknown)[],
-  { webhook, watch = namespace, kubeconfigFile = 'operator-kubeconfig' }: { webhook?: { addr: string }; watch?: string; kubeconfigFile?: string } = {},
+  {
+    webhook,
+    watch = namespace,
+    kubeconfigFile = 'operator-kubeconfig',
+    shipped = false,
+  }: { webhook?: { addr: string }; watch?: string; kubeconfigFile?: string; shipped?: boolean } = {},
 ): Promise<{ pid: number; address: string; stop: () => Promise<void> }> {
   const kubeconfig = join(workDir, kubeconfigFile);
   if (!existsSync(kubeconfig)) {
@@ -319,7 +326,7 @@ export async function startBenchOperator(
     ...(webhook === undefined
       ? []
       : ['--webhook-addr', webhook.addr, '--webhook-namespace', namespace, '--webhook-cert-hosts', '127.0.0.1', '--webhook-cert-check-interval', '1s']),
-  ]);
+  ], shipped ? { shipped: { nodeOptions: deploymentNodeOptions() } } : {});
   cleanups.push(() => operator.stop());
   const pid = await operator.pid();
   await Promise.race([
@@ -329,6 +336,17 @@ export async function startBenchOperator(
     }),
   ]);
   return { pid, address, stop: () => operator.stop() };
+}
+
+/** Undoes a bench's set-up in reverse order, each step by its own handle; a failed step is reported, the rest still run. */
+export async function runCleanups(bench: string, cleanups: (() => unknown)[]): Promise<void> {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      process.stderr.write(`${bench} bench cleanup: ${String(error)}\n`);
+    }
+  }
 }
 
 /** Runs the three controller measurements; prints and returns the numbers. */
@@ -393,12 +411,6 @@ export async function benchController(): Promise<ControllerBenchResult> {
     process.stdout.write(`${report(result)}\n`);
     return result;
   } finally {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup();
-      } catch (error) {
-        process.stderr.write(`controller bench cleanup: ${String(error)}\n`);
-      }
-    }
+    await runCleanups('controller', cleanups);
   }
 }

@@ -11,7 +11,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster, installCrd, metricSamples, WEBHOOK_CONFIGURATION, type MetricSample } from '../tools/harness/operator.js';
 import { installWebhookConfiguration } from '../tools/harness/webhook.js';
 import { waitFor } from '../tools/harness/wait-for.js';
-import { formatTable, mb, procStatusKb, ReadyTimes, startBenchOperator } from './controller.js';
+import { formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchOperator } from './controller.js';
 
 /**
  * Admission latency of the pod identity webhook: `hpc-user-operator run --webhook-addr` as a
@@ -277,12 +277,6 @@ export async function benchWebhook(): Promise<WebhookBenchResult> {
     process.stdout.write(`${report(result)}\n`);
     return result;
   } finally {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup();
-      } catch (error) {
-        process.stderr.write(`webhook bench cleanup: ${String(error)}\n`);
-      }
-    }
+    await runCleanups('webhook', cleanups);
   }
 }

@@ -1,13 +1,14 @@
 // The operator as a separate process, started the way a user starts it (`hpc-user-operator
 // run ...`), under the control plane's guard script so that it never outlives the test run.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait-for.js';
 
 const guardScript = fileURLToPath(new URL('../controlplane/guard.sh', import.meta.url));
 const mainScript = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const builtScript = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface LogLine {
   msg?: string;
@@ -30,13 +31,21 @@ export interface OperatorProcess {
   stop(): Promise<void>;
 }
 
-/** The pid of `guard`'s child running the operator (its other children are `sleep`s). */
-function operatorPidUnder(guard: number): number | undefined {
+export interface SpawnOptions {
+  /**
+   * Run the build (`dist/cli/main.js`, from `npm run build`) with these NODE_OPTIONS, as the
+   * image runs it; by default the sources run under the tsx loader.
+   */
+  shipped?: { nodeOptions: string };
+}
+
+/** The pid of `guard`'s child running `script` (its other children are `sleep`s). */
+function operatorPidUnder(guard: number, script: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const parent = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
-      if (parent === String(guard) && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(mainScript)) return Number(entry);
+      if (parent === String(guard) && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(script)) return Number(entry);
     } catch {
       // The process ended while being looked at.
     }
@@ -44,8 +53,11 @@ function operatorPidUnder(guard: number): number | undefined {
   return undefined;
 }
 
-export function spawnOperator(args: string[]): OperatorProcess {
-  const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, '--import', 'tsx', mainScript, 'run', ...args], {
+export function spawnOperator(args: string[], { shipped }: SpawnOptions = {}): OperatorProcess {
+  if (shipped !== undefined && !existsSync(builtScript)) throw new Error(`${builtScript} is missing: run \`npm run build\` first`);
+  const script = shipped === undefined ? mainScript : builtScript;
+  const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, ...(shipped === undefined ? ['--import', 'tsx'] : []), script, 'run', ...args], {
+    env: shipped === undefined ? process.env : { ...process.env, NODE_OPTIONS: shipped.nodeOptions },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
@@ -74,7 +86,7 @@ export function spawnOperator(args: string[]): OperatorProcess {
     waitFor(
       () => {
         if (!running) throw new Error(`operator exited; stderr: ${stderr.join('\n')}`);
-        return child.pid === undefined ? undefined : operatorPidUnder(child.pid);
+        return child.pid === undefined ? undefined : operatorPidUnder(child.pid, script);
       },
       { intervalMs: 20, description: 'the operator process' },
     );
