@@ -1,4 +1,5 @@
 import type { KubernetesObject, V1ConfigMap, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import { contentHashOf, USERS_JSON_KEY } from '../render/configmaps.js';
 
 /**
@@ -37,6 +38,25 @@ export function cachedConfigMap(cm: V1ConfigMap): CachedConfigMap {
     },
     contentHash: contentHashOf(data),
     usersJson: data[USERS_JSON_KEY],
+  };
+}
+
+/**
+ * What the controller reads of a Secret's metadata: its identity, version, labels (the opt-in)
+ * and the one annotation it reads. Nothing else is kept: `kubectl apply` leaves the whole
+ * Secret, data in clear, in the last-applied-configuration annotation.
+ */
+export function cachedSecretMetadata(secret: KubernetesObject): KubernetesObject {
+  const meta = secret.metadata ?? {};
+  const declaredRate = meta.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
+  return {
+    metadata: {
+      ...(meta.name === undefined ? {} : { name: meta.name }),
+      ...(meta.namespace === undefined ? {} : { namespace: meta.namespace }),
+      ...(meta.resourceVersion === undefined ? {} : { resourceVersion: meta.resourceVersion }),
+      ...(meta.labels === undefined ? {} : { labels: meta.labels }),
+      ...(declaredRate === undefined ? {} : { annotations: { [PROVIDER_RATE_LIMIT_ANNOTATION]: declaredRate } }),
+    },
   };
 }
 

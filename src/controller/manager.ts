@@ -8,7 +8,7 @@ import type { UserSource } from '../provider/user-source.js';
 import type { KubeAccess } from '../kube/access.js';
 import { KubeClient } from '../kube/client.js';
 import { collectGarbage } from '../runtime/memory.js';
-import { cachedConfigMap, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
+import { cachedConfigMap, cachedSecretMetadata, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
 import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { KubeApiPort } from './kube.js';
@@ -97,7 +97,7 @@ export class Manager {
       apiPrefix: '/api/v1',
       accept: METADATA_ONLY_ACCEPT,
       pageSize: 500,
-      transform: withoutManagedFields,
+      transform: cachedSecretMetadata,
       onRestart: onRestart('secrets'),
     });
 

@@ -4,6 +4,7 @@ import { expect, test } from '@jest/globals';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { ResilientInformer } from '../../src/controller/informer.js';
+import { cachedSecretMetadata } from '../../src/controller/cached-objects.js';
 import { METADATA_ONLY_ACCEPT } from '../../src/controller/metadata-only.js';
 import { createTestNamespace, kubeClientOf, testKubeConfig } from '../../tools/harness/cluster.js';
 import { waitFor } from '../../tools/harness/wait-for.js';
@@ -15,6 +16,7 @@ function metadataOnlySecrets(kubeConfig: KubeConfig, namespace: string): Resilie
     client: kubeClientOf(kubeConfig),
     path: `/api/v1/namespaces/${namespace}/secrets`,
     accept: METADATA_ONLY_ACCEPT,
+    transform: cachedSecretMetadata,
     logger: pino({ level: 'silent' }),
   });
 }
@@ -34,10 +36,13 @@ test('listed and watched Secrets arrive without their data', async () => {
     expect(listed?.metadata?.resourceVersion).toMatch(/^\d+$/);
     expect(listed?.data).toBeUndefined();
 
-    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'watched' }, stringData: { key: 'watched-value' } } });
+    // As `kubectl apply` leaves it: the whole Secret, data in clear, in an annotation.
+    const lastApplied = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'watched' }, stringData: { key: 'watched-value' } });
+    const annotations = { 'kubectl.kubernetes.io/last-applied-configuration': lastApplied, 'hpc.shanhe.com/provider-rate-limit': '5000/1h' };
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'watched', annotations }, stringData: { key: 'watched-value' } } });
     const watched = await waitFor(() => added.find((s) => s.metadata?.name === 'watched'), { description: 'the watched Secret' });
     expect(watched.metadata?.namespace).toBe(namespace);
-    expect(watched.kind).toBe('PartialObjectMetadata');
+    expect(watched.metadata?.annotations).toEqual({ 'hpc.shanhe.com/provider-rate-limit': '5000/1h' });
     expect(watched.data).toBeUndefined();
     // Neither value, plain or as the base64 a Secret's data carries, reached this process.
     const seen = JSON.stringify([...informer.list(), ...added]);
