@@ -172,7 +172,7 @@ describe('kubectl kustomize deploy', () => {
       { name: 'health', containerPort: 8081 },
       { name: 'webhook', containerPort: 9443 },
     ]);
-    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '768Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '384Mi' }, limits: { memory: '768Mi' } });
   });
 
   it('installs the CRD of crds/ and binds the rules of deploy/rbac/ to its ServiceAccount', () => {
