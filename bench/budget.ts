@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -11,12 +10,11 @@ import { budgetOf } from '../src/budget/plan.js';
 import { validateUsers } from '../src/domain/validate.js';
 import { configMapSizeProblem, renderConfigMaps } from '../src/render/configmaps.js';
 import { kubectlPath } from '../tools/controlplane/build.js';
-import { loadKubeConfig, startControlPlane } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
-import { createCredentialsSecret, hpcClusterManifest, installCrd, metricSamples } from '../tools/harness/operator.js';
+import { createCredentialsSecret, hpcClusterManifest, metricSamples } from '../tools/harness/operator.js';
 import { startSimulator, type AccessKey, type CallRecord } from '../tools/simulator/server.js';
 import { generateUsers, toWireRow } from '../tools/simulator/store.js';
-import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchOperator } from './controller.js';
+import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * The per-key budget at scale: 2,000 HpcClusters of 100 users on 20 access keys, the provider's
@@ -79,12 +77,7 @@ export async function benchBudget(): Promise<void> {
   const loadAtStart = loadavg()[0] ?? 0;
   try {
     const largest = largestClusterThatFits();
-    const workDir = mkdtempSync(join(tmpdir(), 'hpc-bench-budget-'));
-    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-    const controlPlane = await startControlPlane();
-    cleanups.push(() => controlPlane.stop());
-    const admin = loadKubeConfig(controlPlane.kubeconfigPath);
-    await installCrd(admin);
+    const { workDir, controlPlane, admin } = await startBenchCluster('budget', cleanups);
     const namespace = await createTestNamespace(admin, 'bench-budget');
     const keys: AccessKey[] = Array.from({ length: KEYS }, (_, i) => ({ id: `BENCHKEY${String(i).padStart(2, '0')}`, secret: `bench-secret-${String(i)}` }));
     for (const key of keys) await createCredentialsSecret(admin, namespace, key.id.toLowerCase(), key);

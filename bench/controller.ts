@@ -13,7 +13,7 @@ import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/plan.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
 import { kubectlPath } from '../tools/controlplane/build.js';
-import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
+import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile, type ControlPlane } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
 import {
   apiserverWrites,
@@ -338,6 +338,20 @@ export async function startBenchOperator(
   return { pid, address, stop: () => operator.stop() };
 }
 
+/**
+ * What every bench starts from: a work directory and a local control plane with the CRD, as
+ * `admin`; each registered in `cleanups`, so runCleanups undoes them however the bench ends.
+ */
+export async function startBenchCluster(bench: string, cleanups: (() => unknown)[]): Promise<{ workDir: string; controlPlane: ControlPlane; admin: KubeConfig }> {
+  const workDir = mkdtempSync(join(tmpdir(), `hpc-bench-${bench}-`));
+  cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
+  const controlPlane = await startControlPlane();
+  cleanups.push(() => controlPlane.stop());
+  const admin = loadKubeConfig(controlPlane.kubeconfigPath);
+  await installCrd(admin);
+  return { workDir, controlPlane, admin };
+}
+
 /** Undoes a bench's set-up in reverse order, each step by its own handle; a failed step is reported, the rest still run. */
 export async function runCleanups(bench: string, cleanups: (() => unknown)[]): Promise<void> {
   for (const cleanup of cleanups.reverse()) {
@@ -355,12 +369,7 @@ export async function benchController(): Promise<ControllerBenchResult> {
   const cleanups: (() => unknown)[] = [];
   const loadAtStart = loadavg()[0] ?? 0;
   try {
-    const workDir = mkdtempSync(join(tmpdir(), 'hpc-bench-controller-'));
-    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-    const controlPlane = await startControlPlane();
-    cleanups.push(() => controlPlane.stop());
-    const admin = loadKubeConfig(controlPlane.kubeconfigPath);
-    await installCrd(admin);
+    const { workDir, controlPlane, admin } = await startBenchCluster('controller', cleanups);
     const namespace = await createTestNamespace(admin, 'bench');
     await createCredentialsSecret(admin, namespace, 'bench-key', DEV_ACCESS_KEY);
 

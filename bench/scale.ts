@@ -1,16 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { kubectlPath } from '../tools/controlplane/build.js';
-import { loadKubeConfig, startControlPlane, writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
+import { writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
-import { apiserverWrites, createCredentialsSecret, deploymentNodeOptions, hpcClusterManifest, installCrd, operatorKubeConfig } from '../tools/harness/operator.js';
+import { apiserverWrites, createCredentialsSecret, deploymentNodeOptions, hpcClusterManifest, operatorKubeConfig } from '../tools/harness/operator.js';
 import { DEV_ACCESS_KEY, startSimulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
-import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchOperator } from './controller.js';
+import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * One install at the scale issue 12 names: 2,000 HpcClusters of 100 users and 100 of 1,000,
@@ -39,12 +38,7 @@ export async function benchScale(): Promise<void> {
   const cleanups: (() => unknown)[] = [];
   const loadAtStart = loadavg();
   try {
-    const workDir = mkdtempSync(join(tmpdir(), 'hpc-bench-scale-'));
-    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-    const controlPlane = await startControlPlane();
-    cleanups.push(() => controlPlane.stop());
-    const admin = loadKubeConfig(controlPlane.kubeconfigPath);
-    await installCrd(admin);
+    const { workDir, controlPlane, admin } = await startBenchCluster('scale', cleanups);
     const namespaces: string[] = [];
     for (let i = 0; i < NAMESPACES; i++) {
       const namespace = await createTestNamespace(admin, 'bench-scale');

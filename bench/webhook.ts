@@ -1,17 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
 import { DEV_ACCESS_KEY, startSimulator } from '../tools/simulator/server.js';
 import { generateUsers, type SimulatedUser } from '../tools/simulator/store.js';
-import { freePort, loadKubeConfig, startControlPlane } from '../tools/controlplane/controlplane.js';
+import { freePort } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
-import { createCredentialsSecret, createHpcCluster, installCrd, metricSamples, WEBHOOK_CONFIGURATION, type MetricSample } from '../tools/harness/operator.js';
+import { createCredentialsSecret, createHpcCluster, metricSamples, WEBHOOK_CONFIGURATION, type MetricSample } from '../tools/harness/operator.js';
 import { installWebhookConfiguration } from '../tools/harness/webhook.js';
 import { waitFor } from '../tools/harness/wait-for.js';
-import { formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchOperator } from './controller.js';
+import { formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * Admission latency of the pod identity webhook: `hpc-user-operator run --webhook-addr` as a
@@ -214,12 +212,7 @@ export async function benchWebhook(): Promise<WebhookBenchResult> {
   const cleanups: (() => unknown)[] = [];
   const loadAtStart = loadavg()[0] ?? 0;
   try {
-    const workDir = mkdtempSync(join(tmpdir(), 'hpc-bench-webhook-'));
-    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-    const controlPlane = await startControlPlane();
-    cleanups.push(() => controlPlane.stop());
-    const admin = loadKubeConfig(controlPlane.kubeconfigPath);
-    await installCrd(admin);
+    const { workDir, admin } = await startBenchCluster('webhook', cleanups);
     const namespace = await createTestNamespace(admin, 'bench');
     const operatorNamespace = await createTestNamespace(admin, 'operator');
     await createCredentialsSecret(admin, namespace, 'bench-key', DEV_ACCESS_KEY);
