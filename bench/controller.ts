@@ -9,7 +9,7 @@ import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../src/api/hpcclu
 import { ResilientInformer } from '../src/controller/informer.js';
 import { kubeAccessFromKubeConfig } from '../src/kube/access.js';
 import { KubeClient } from '../src/kube/client.js';
-import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/plan.js';
+import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/sync-request.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
 import { kubectlPath } from '../tools/controlplane/build.js';

@@ -279,11 +279,6 @@ export const hpcClusterStatusSchema = z
       .optional()
       .describe('When the failed sync is retried (RFC 3339); a restarted operator waits for it too.')
       .meta({ format: 'date-time' }),
-    lastHandledSyncRequest: z
-      .string()
-      .max(1024)
-      .optional()
-      .describe('The value of the hpc.shanhe.com/sync-requested annotation the operator last acted on; a different value asks for a sync.'),
   })
   .describe('What the operator observed and wrote on the last reconcile.');
 

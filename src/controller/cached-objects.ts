@@ -1,6 +1,7 @@
 import type { KubernetesObject, V1ConfigMap, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import { contentHashOf, USERS_JSON_KEY } from '../render/configmaps.js';
+import { syncRequestFieldEntries } from './sync-request.js';
 
 /**
  * The typed, slim forms the informer caches keep, each made once as the object arrives.
@@ -60,10 +61,15 @@ export function cachedSecretMetadata(secret: KubernetesObject): KubernetesObject
   };
 }
 
-/** The object without managedFields, which the controller never reads. */
-export function withoutManagedFields<T extends KubernetesObject>(object: T): T {
+/**
+ * The HpcCluster with, of its managedFields, only what tells when its sync request was made
+ * (sync-request.ts); the rest lists every field of the object again and is never read.
+ */
+export function cachedHpcCluster<T extends KubernetesObject>(object: T): T {
   if (object.metadata?.managedFields === undefined) return object;
   const metadata = { ...object.metadata };
-  delete metadata.managedFields;
+  const requestFields = syncRequestFieldEntries(metadata.managedFields);
+  if (requestFields.length === 0) delete metadata.managedFields;
+  else metadata.managedFields = requestFields;
   return { ...object, metadata };
 }

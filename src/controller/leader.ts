@@ -77,6 +77,8 @@ export class LeaderElector {
    * cannot make a live lease look expired.
    */
   private observed: { resourceVersion: string | undefined; at: number } = { resourceVersion: undefined, at: 0 };
+  /** The lease's renewTime as this replica found it before first leading: the previous leader's last sign of life. */
+  private foundRenewTime: number | undefined;
 
   constructor(options: LeaderElectorOptions) {
     this.client = options.client;
@@ -107,6 +109,15 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.state === 'leading';
+  }
+
+  /**
+   * When the lease was last renewed before this replica first took it (by another replica, or
+   * by this identity's previous process), or undefined when this replica created the lease or
+   * has not led yet. Work asked for after that moment may have found no leader to do it.
+   */
+  previousLeaderRenewTime(): number | undefined {
+    return this.everLed ? this.foundRenewTime : undefined;
   }
 
   /** Stops competing; if this replica leads, it stops leading and releases the lease. */
@@ -212,6 +223,10 @@ export class LeaderElector {
       if (now < this.observed.at + durationMs) return 'held-by-other';
       this.logger.info({ holder }, 'the lease expired: taking it over');
     }
+    if (!this.everLed) {
+      const found = Date.parse(spec.renewTime ?? '');
+      this.foundRenewTime = Number.isFinite(found) ? found : undefined;
+    }
     const renewTime = microTime(now);
     const taking = holder !== this.identity;
     const body: Lease = {
@@ -239,6 +254,7 @@ export class LeaderElector {
   }
 
   private async create(now: number): Promise<Attempt> {
+    if (!this.everLed) this.foundRenewTime = undefined;
     const time = microTime(now);
     try {
       const created = await this.client.request<Lease>('POST', `/apis/coordination.k8s.io/v1/namespaces/${this.namespace}/leases`, {

@@ -8,7 +8,7 @@ import type { UserSource } from '../provider/user-source.js';
 import type { KubeAccess } from '../kube/access.js';
 import { KubeClient } from '../kube/client.js';
 import { collectGarbage } from '../runtime/memory.js';
-import { cachedConfigMap, cachedSecretMetadata, withoutManagedFields, type CachedConfigMap } from './cached-objects.js';
+import { cachedConfigMap, cachedHpcCluster, cachedSecretMetadata, type CachedConfigMap } from './cached-objects.js';
 import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { KubeApiPort } from './kube.js';
@@ -16,7 +16,8 @@ import { LeaderElector } from './leader.js';
 import { METADATA_ONLY_ACCEPT } from './metadata-only.js';
 import type { OperatorMetrics } from './metrics.js';
 import { keyOf, objectKey } from './object-key.js';
-import { backoffLeftMs, configMapsInStep, syncRequestPending } from './plan.js';
+import { backoffLeftMs, configMapsInStep } from './plan.js';
+import { requestsHandledBefore, syncRequestPending } from './sync-request.js';
 import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
@@ -62,6 +63,9 @@ export class Manager {
   private readonly kube: KubeApiPort;
   private readonly webhook: PodIdentityWebhook | undefined;
   private server: OperationalServer | undefined;
+  private readonly elector: LeaderElector | undefined;
+  /** Set when this replica starts leading: sync requests made since may have found no leader (sync-request.ts). */
+  private requestsHandledBefore: number | undefined;
   /** Settles with the process exit code: 0 after stop(), 1 when leadership was lost. */
   readonly done: Promise<number>;
 
@@ -77,7 +81,7 @@ export class Manager {
       apiPrefix: `/apis/${GROUP}/${VERSION}`,
       // With 500 users in status, an HpcCluster is some 80 KB of JSON.
       pageSize: 50,
-      transform: withoutManagedFields,
+      transform: cachedHpcCluster,
       onRestart: onRestart(PLURAL),
     }));
     this.configMaps = new ScopedInformers<V1ConfigMap, CachedConfigMap>({
@@ -108,16 +112,16 @@ export class Manager {
       budget: options.budget,
       logger,
       metrics,
+      requestsHandledBefore: () => this.requestsHandledBefore,
     }));
     metrics.watchKeyBudgets(() => options.budget.report());
+    this.elector = options.leaderElection === undefined ? undefined : new LeaderElector({ client, ...options.leaderElection, identity: options.identity, logger });
     this.controller = new Controller(hpcClusters, {
       kind: KIND,
       predicate: hpcClusterUpdateNeedsSync,
       concurrency: options.concurrency,
       logger,
-      ...(options.leaderElection === undefined
-        ? {}
-        : { elector: new LeaderElector({ client, ...options.leaderElection, identity: options.identity, logger }) }),
+      ...(this.elector === undefined ? {} : { elector: this.elector }),
       unwatchedLimitMs: options.unwatchedLimitMs ?? DEFAULT_UNWATCHED_LIMIT_MS,
       onLeadingChange: (leading) => metrics.setLeader(leading),
       onDepthChange: (depth) => metrics.setQueueDepth(depth),
@@ -178,19 +182,20 @@ export class Manager {
   /** When each cached HpcCluster is first reconciled after start-up (see startupDelays). */
   private startupDelays(): Map<string, number> {
     const now = Date.now();
+    const handledBefore = (this.requestsHandledBefore = requestsHandledBefore(this.elector?.previousLeaderRenewTime()));
     const found = this.hpcClusters.list().map((object) => {
       const key = objectKey(object) ?? { namespace: '', name: '' };
       const configMap = (name: string) => this.kube.getConfigMap({ namespace: key.namespace, name });
       // A pair left half-written (a crash between the writes) or a sync asked for while the operator was down: due now.
       const upToDate =
-        configMapsInStep(object, { users: configMap(usersConfigMapName(key.name)), nss: configMap(nssConfigMapName(key.name)) }) && !syncRequestPending(object);
+        configMapsInStep(object, { users: configMap(usersConfigMapName(key.name)), nss: configMap(nssConfigMapName(key.name)) }) && !syncRequestPending(object, handledBefore);
       return { id: keyOf(key), ...startupStateOf(object, upToDate, now) };
     });
     const delays = startupDelays(found, Math.random);
     // One that was backing off from failures that may pass carries on backing off.
     for (const object of this.hpcClusters.list()) {
       const key = objectKey(object);
-      const left = backoffLeftMs(object, now);
+      const left = backoffLeftMs(object, now, handledBefore);
       if (key !== undefined && left > 0) delays.set(keyOf(key), Math.max(left, delays.get(keyOf(key)) ?? 0));
     }
     return delays;

@@ -24,6 +24,7 @@ import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 import type { ReconcileResult } from './queue.js';
 import { nextStatus, readyCondition, statusWriteDue, type SyncOutcome } from './status.js';
+import { SYNC_REQUESTED_ANNOTATION, syncRequestPending } from './sync-request.js';
 import { credentialsFromSecret, desiredUsers, providerTarget, type SecretRead } from './sync.js';
 
 /**
@@ -35,7 +36,6 @@ import { credentialsFromSecret, desiredUsers, providerTarget, type SecretRead } 
  * reconciler (reconcile.ts) does the I/O in between and after.
  */
 
-export const SYNC_REQUESTED_ANNOTATION = 'hpc.shanhe.com/sync-requested';
 /** Label values are at most 63 characters, and the ConfigMaps carry the name as a label. */
 const MAX_NAME_LENGTH = 63;
 const DEFAULT_INTERVAL_MS = 600_000;
@@ -181,12 +181,6 @@ export function configMapsInStep(object: Pick<HpcClusterObject, 'metadata' | 'st
   return whole && trustedUsersJson({ uid: object.metadata.uid, usersDigest: digest }, configMaps.users) !== undefined;
 }
 
-/** A sync request (SYNC_REQUESTED_ANNOTATION) that no reconcile has handled yet, say one made while the operator was down. */
-export function syncRequestPending(object: Pick<HpcClusterObject, 'metadata' | 'status'>): boolean {
-  const requested = object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
-  return requested !== undefined && requested !== object.status?.lastHandledSyncRequest;
-}
-
 /** Same inputs: the same generation and request, and the same Secret data, or (a memo from status) the same Secret version. */
 function sameMemo(a: FailureMemo, b: FailureMemo): boolean {
   const sameSecret = a.secretFingerprint !== undefined && b.secretFingerprint !== undefined ? a.secretFingerprint === b.secretFingerprint : a.secretVersion === b.secretVersion;
@@ -208,7 +202,7 @@ export type StatusPatch = { [K in keyof HpcClusterStatus]: HpcClusterStatus[K] |
 
 /**
  * The merge patch that turns `previous` into `next`: only the fields that change (a status of
- * 500 users is some 80 KB; a handled sync request changes one field), each sent whole, and
+ * 500 users is some 80 KB; a condition's heartbeat changes one field), each sent whole, and
  * null for each removed field (a field left out of a merge patch is kept, not removed).
  */
 export function statusPatch(previous: HpcClusterStatus | undefined, next: HpcClusterStatus): StatusPatch {
@@ -232,9 +226,9 @@ export function rememberedFailure(status: HpcClusterStatus | undefined): Failure
  * (status.nextRetryTime), or 0: the operator's restart is no reason to call sooner. A new
  * generation or a pending sync request does not wait.
  */
-export function backoffLeftMs(object: Pick<HpcClusterObject, 'metadata' | 'status'>, now: number): number {
+export function backoffLeftMs(object: Pick<HpcClusterObject, 'metadata' | 'status'>, now: number, requestsHandledBefore: number | undefined): number {
   const status = object.status;
-  if (status?.observedGeneration !== (object.metadata.generation ?? 0) || syncRequestPending(object)) return 0;
+  if (status?.observedGeneration !== (object.metadata.generation ?? 0) || syncRequestPending(object, requestsHandledBefore)) return 0;
   const retryAt = Date.parse(status.nextRetryTime ?? '');
   return Number.isFinite(retryAt) ? Math.max(0, retryAt - now) : 0;
 }
@@ -274,16 +268,12 @@ function settle(
     configMapWrites?: ConfigMapWrite[];
     events?: PlannedEvent[];
     schedule?: SyncSchedule;
-    deferred?: boolean;
   } = {},
 ): Plan {
   const { object, now } = input;
   const name = object.metadata.name;
   const previous = object.status;
   const next = nextStatus(previous, object.metadata.generation ?? 0, outcome, now, [usersConfigMapName(name), nssConfigMapName(name)]);
-  // Recorded in status so that a request made while the operator was down is seen as new when it starts.
-  const requested = object.metadata.annotations?.[SYNC_REQUESTED_ANNOTATION];
-  if (requested !== undefined && extra.deferred !== true) next.lastHandledSyncRequest = requested;
   if (extra.memo === undefined) delete next.stalledOn;
   else next.stalledOn = { generation: extra.memo.generation, secretResourceVersion: extra.memo.secretVersion, ...(extra.memo.syncRequested === undefined ? {} : { syncRequest: extra.memo.syncRequested }) };
   if (extra.backoff === undefined) {
@@ -320,7 +310,7 @@ function settle(
 }
 
 /** A failed reconcile, handled as the error policy says. */
-function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule; deferred?: boolean } = {}): Plan {
+function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: SkippedUser[]; schedule?: SyncSchedule } = {}): Plan {
   const policy = failurePolicy(failure);
   const outcome = extra.skipped === undefined ? failure : { ...failure, skipped: extra.skipped };
   // A failure that may pass backs off on the count status keeps, not on this process's alone.
@@ -331,7 +321,6 @@ function fail(input: PlanInput, failure: SyncFailure, extra: { skipped?: Skipped
     ...(backoff === undefined ? {} : { backoff }),
     ...(policy.remember ? { memo: memoOf(input) } : {}),
     ...(extra.schedule === undefined || policy.remember ? {} : { schedule: extra.schedule }),
-    ...(extra.deferred === true ? { deferred: true } : {}),
   });
 }
 
@@ -344,7 +333,7 @@ export function planDeferred(input: PlanInput, message: string, afterMs: number,
   if (readyCondition(input.object.status)?.status === 'True') {
     return { configMapWrites: [], status: undefined, events: [], result, memo: undefined, reason: 'Deferred' };
   }
-  return { ...fail(input, { reason: 'QuotaExceeded', message, retry: { afterMs: result.requeueAfterMs } }, { schedule, deferred: true }), reason: 'Deferred' };
+  return { ...fail(input, { reason: 'QuotaExceeded', message, retry: { afterMs: result.requeueAfterMs } }, { schedule }), reason: 'Deferred' };
 }
 
 /**

@@ -20,7 +20,6 @@ import {
   planWriteRefused,
   rememberedFailure,
   statusPatch,
-  syncRequestPending,
   type ConfigMapState,
   type FailureMemo,
   type ListingRequest,
@@ -29,6 +28,7 @@ import {
   type StatusPatch,
   type SyncSchedule,
 } from './plan.js';
+import { syncRequestPending } from './sync-request.js';
 import { readyCondition } from './status.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
@@ -75,6 +75,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   metrics?: ReconcileMetrics;
   now?: () => Date;
+  /** The cut-off for sync requests made while no replica led (sync-request.ts); undefined: none are. */
+  requestsHandledBefore?: () => number | undefined;
 }
 
 /** Pages the last sync read, as far as status tells: before this process's first sync of the resource. */
@@ -216,7 +218,7 @@ export class HpcClusterReconciler {
     const kind = syncKindOf(this.lastSyncs.get(id), inputs, {
       configMapsIntact: configMapsInStep(input.object, input.configMaps),
       statusSynced:
-        ready?.reason === 'Synced' && input.object.status?.observedGeneration === (input.object.metadata.generation ?? 0) && !syncRequestPending(input.object),
+        ready?.reason === 'Synced' && input.object.status?.observedGeneration === (input.object.metadata.generation ?? 0) && !syncRequestPending(input.object, this.deps.requestsHandledBefore?.()),
     });
     const admission = budget.admit(id, kind);
     if (!admission.granted) {

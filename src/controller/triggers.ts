@@ -3,7 +3,8 @@ import { usersDigestOf } from '../domain/trusted-users.js';
 import { CONTENT_HASH_ANNOTATION, SYNC_ID_ANNOTATION } from '../render/configmaps.js';
 import type { CachedConfigMap } from './cached-objects.js';
 import type { ObjectKey } from './object-key.js';
-import { credentialsSecretOf, SYNC_REQUESTED_ANNOTATION } from './plan.js';
+import { credentialsSecretOf } from './plan.js';
+import { SYNC_REQUESTED_ANNOTATION } from './sync-request.js';
 
 /**
  * Which watch events call for a sync: pure functions, so the rules are testable and the

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../../src/api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../../src/budget/declared-rate.js';
-import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/plan.js';
+import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/sync-request.js';
 import { accessKeyIdentity } from '../../src/provider/key-identity.js';
 import { startSimulator, type AccessKey, type Simulator } from '../../tools/simulator/server.js';
 import type { QuotaConfig } from '../../tools/simulator/quota.js';

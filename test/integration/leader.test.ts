@@ -108,9 +108,16 @@ describe('LeaderElector', () => {
     expect(renewed.spec?.leaseDurationSeconds).toBe(120);
     expect(renewed.spec?.leaseTransitions).toBe(0);
 
+    // It made the lease: there was no leader before it.
+    expect(first.elector.previousLeaderRenewTime()).toBeUndefined();
+
     await first.elector.stop();
+    const lastSign = (await coordination.readNamespacedLease({ name: lease, namespace })).spec?.renewTime;
     const second = replica('second', lease, log);
+    expect(second.elector.previousLeaderRenewTime()).toBeUndefined();
     await waitFor(() => second.elector.isLeader(), waitOptions);
+    // The one before it was last seen when it released the lease.
+    expect(second.elector.previousLeaderRenewTime()).toBe(Date.parse(String(lastSign)));
     // Taking over a released lease (no holder) is not a transition from one holder to another.
     const released = await coordination.readNamespacedLease({ name: lease, namespace });
     expect(released.spec?.holderIdentity).toBe('second');

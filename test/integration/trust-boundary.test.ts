@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AdmissionregistrationV1Api, ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1PolicyRule } from '@kubernetes/client-node';
 import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, PLURAL, type HpcClusterObject } from '../../src/api/hpccluster.js';
-import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/plan.js';
+import { SYNC_REQUESTED_ANNOTATION } from '../../src/controller/sync-request.js';
 import { CLUSTER_LABEL, CONTENT_HASH_ANNOTATION, contentHashOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_ID_ANNOTATION } from '../../src/render/configmaps.js';
 import { usersDigestOf } from '../../src/domain/trusted-users.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
@@ -269,7 +269,8 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     const kubeConfig = await operatorKubeConfig(admin, namespace);
     await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
     for (const id of ['hpc-half', 'hpc-asked', 'hpc-quiet']) simulator.setUsers(id, [ann]);
-    let operator = await startOperator(kubeConfig, namespace);
+    // As installed: the lease tells the next leader when the last one was seen.
+    let operator = await startOperator(kubeConfig, namespace, { leaderElection: true });
     for (const name of ['half', 'asked', 'quiet']) await createHpcCluster(admin, namespace, name, hourly(`hpc-${name}`));
     const before = new Map<string, HpcClusterObject>();
     for (const name of ['half', 'asked', 'quiet']) before.set(name, await waitForReady(admin, namespace, name, 'Synced'));
@@ -294,7 +295,7 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     await patchHpcCluster(admin, namespace, 'asked', { metadata: { annotations: { [SYNC_REQUESTED_ANNOTATION]: 'while-down' } } });
     const callsBefore = simulator.calls().length;
 
-    operator = await startOperator(kubeConfig, namespace);
+    operator = await startOperator(kubeConfig, namespace, { leaderElection: true });
     operators.push(operator);
     const half = await waitFor(async () => {
       const object = await readHpcCluster(admin, namespace, 'half');
@@ -305,7 +306,7 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     expect((await readConfigMap(admin, namespace, 'half-nss'))?.data?.passwd).toMatch(/^bob:x:5002:5002:member:\/public\/shanhe\/\S+:\/bin\/sh$/m);
     const asked = await waitFor(async () => {
       const object = await readHpcCluster(admin, namespace, 'asked');
-      return object.status?.lastHandledSyncRequest === 'while-down' ? object : undefined;
+      return object.status?.users?.length === 2 ? object : undefined;
     }, { description: 'the request made while the operator was down handled' });
     expect(asked.status?.users?.map((u) => u.username)).toEqual(['ann', 'bob']);
     expect(await syncIds(namespace, 'asked')).toEqual([asked.status?.usersDigest, asked.status?.usersDigest]);

@@ -12,7 +12,6 @@ import {
   planWriteRefused,
   rememberedFailure,
   statusPatch,
-  syncRequestPending,
   planListing,
   planSync,
   type ConfigMapState,
@@ -398,18 +397,14 @@ describe('one sync across both ConfigMaps', () => {
     expect(plan({ ...before, configMaps: { ...before.configMaps, nss: relabelled } }, listed(team(2))).configMapWrites.map((w) => w.manifest.metadata.name)).toEqual(['lab-nss']);
   });
 
-  it('records the sync request it handled, so that one made while the operator was down is seen as new', () => {
+  it('writes nothing for a sync request that finds nothing changed, also when the budget puts it off', () => {
     const requested = (value: string, status?: HpcClusterStatus) => object({}, { annotations: { 'hpc.shanhe.com/sync-requested': value } }, status);
-    const first = plan(input({ object: requested('one') }), listed(team(1)));
-    expect(first.status?.lastHandledSyncRequest).toBe('one');
-    expect(syncRequestPending(requested('one', first.status))).toBe(false);
-    expect(syncRequestPending(requested('two', first.status))).toBe(true);
-    expect(syncRequestPending(object({}, {}, first.status))).toBe(false);
-    // A sync put off by the key's budget has not handled it.
-    const deferred = planDeferred(input({ object: requested('two', first.status) }), 'no calls left', 5_000, { nextSyncMs: 600_000 });
-    expect(deferred.status?.lastHandledSyncRequest).toBeUndefined();
-    const fresh = planDeferred(input({ object: requested('two') }), 'no calls left', 5_000, { nextSyncMs: 600_000 });
-    expect(fresh.status?.lastHandledSyncRequest).toBeUndefined();
+    const first = afterFirstSync(team(1));
+    const again = plan({ ...first, object: requested('two', first.object.status) }, listed(team(1)));
+    expect(again.status).toBeUndefined();
+    expect(again.configMapWrites).toEqual([]);
+    const deferred = planDeferred(input({ object: requested('two', first.object.status) }), 'no calls left', 5_000, { nextSyncMs: 600_000 });
+    expect(deferred.status).toBeUndefined();
   });
 
   it('never reports Synced when the apiserver refused a write: Ready False names the failure, the vouched list stays', () => {
@@ -456,9 +451,9 @@ describe('what survives a restart', () => {
     expect(statusPatch({ userCount: 2, consecutiveFailures: 3, nextRetryTime: 't' }, { userCount: 2 })).toEqual({ consecutiveFailures: null, nextRetryTime: null });
     // Only what changes is sent, each changed field whole; equal values in another key order are unchanged.
     const users = [{ username: 'ann', uid: 1, gid: 1, role: 'member', nasMountPoint: '/n/ann' }];
-    const previous = { userCount: 1, users, lastHandledSyncRequest: 'a' } as HpcClusterStatus;
+    const previous = { userCount: 1, users, usersDigest: 'a' } as unknown as HpcClusterStatus;
     const reordered = [{ nasMountPoint: '/n/ann', role: 'member', gid: 1, uid: 1, username: 'ann' }];
-    expect(statusPatch(previous, { userCount: 1, users: reordered, lastHandledSyncRequest: 'b' } as HpcClusterStatus)).toEqual({ lastHandledSyncRequest: 'b' });
+    expect(statusPatch(previous, { userCount: 1, users: reordered, usersDigest: 'b' } as unknown as HpcClusterStatus)).toEqual({ usersDigest: 'b' });
     expect(statusPatch(undefined, { userCount: 1 })).toEqual({ userCount: 1 });
   });
 
@@ -479,11 +474,21 @@ describe('what survives a restart', () => {
     delays.forEach((delay, i) => expect(delay / 2 ** i).toBeCloseTo(delays[0] ?? 0, 0));
     expect(delays[0]).toBeGreaterThanOrEqual(800);
     expect(delays[0]).toBeLessThan(1200);
-    expect(Math.abs(backoffLeftMs(state.object, NOW.getTime()) - (delays[3] ?? 0))).toBeLessThan(1000);
-    expect(backoffLeftMs(state.object, NOW.getTime() + 60_000)).toBe(0);
-    // A new generation or a sync request does not wait.
-    expect(backoffLeftMs({ ...state.object, metadata: { ...state.object.metadata, generation: 2 } }, NOW.getTime())).toBe(0);
-    expect(backoffLeftMs({ ...state.object, metadata: { ...state.object.metadata, annotations: { 'hpc.shanhe.com/sync-requested': 'now' } } }, NOW.getTime())).toBe(0);
+    const leaderGone = NOW.getTime() - 60_000;
+    expect(Math.abs(backoffLeftMs(state.object, NOW.getTime(), leaderGone) - (delays[3] ?? 0))).toBeLessThan(1000);
+    expect(backoffLeftMs(state.object, NOW.getTime() + 60_000, leaderGone)).toBe(0);
+    // A new generation, or a sync request made after the previous leader was last seen, does not wait.
+    expect(backoffLeftMs({ ...state.object, metadata: { ...state.object.metadata, generation: 2 } }, NOW.getTime(), leaderGone)).toBe(0);
+    const requestedAt = (time: string) => ({
+      ...state.object,
+      metadata: {
+        ...state.object.metadata,
+        annotations: { 'hpc.shanhe.com/sync-requested': 'now' },
+        managedFields: [{ manager: 'kubectl-annotate', time: time as unknown as Date, fieldsV1: { 'f:metadata': { 'f:annotations': { 'f:hpc.shanhe.com/sync-requested': {} } } } }],
+      },
+    });
+    expect(backoffLeftMs(requestedAt(new Date(leaderGone + 5_000).toISOString()), NOW.getTime(), leaderGone)).toBe(0);
+    expect(backoffLeftMs(requestedAt(new Date(leaderGone - 5_000).toISOString()), NOW.getTime(), leaderGone)).toBeGreaterThan(0);
     // A sync ends it.
     const synced = plan(state, listed(team(2)));
     expect(synced.status?.consecutiveFailures).toBeUndefined();
