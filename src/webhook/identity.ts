@@ -1,7 +1,6 @@
 import type { HpcClusterObject, HpcClusterSpec } from '../api/hpccluster.js';
 import { trustedUsersJson } from '../domain/trusted-users.js';
-import type { HpcUser } from '../domain/user.js';
-import { groupMembers, parseUsersJson } from '../render/configmaps.js';
+import { parseUsersJson } from '../render/configmaps.js';
 import type { CachedConfigMap } from '../controller/cached-objects.js';
 
 /**
@@ -17,7 +16,7 @@ export interface PodIdentity {
   username: string;
   uid: number;
   gid: number;
-  /** Every gid whose group lists the user (as the -nss group file does). */
+  /** Every gid whose group lists the user: as in the -nss group file, the group of its own gid. */
   supplementalGroups: number[];
   /** The user's nasMountPoint: HOME, and where the home volume is mounted. */
   home: string;
@@ -34,23 +33,22 @@ export interface ClaimSources {
   usersConfigMap: CachedConfigMap | undefined;
 }
 
-interface UserIndex {
-  users: Map<string, HpcUser>;
-  groupsByUser: Map<string, number[]>;
+/** What admission reads of a user, and no more: an index is held for every HpcCluster cached. */
+interface IndexedUser {
+  uid: number;
+  gid: number;
+  home: string;
 }
 
-function indexOf(users: readonly HpcUser[]): UserIndex {
-  const groupsByUser = new Map<string, number[]>();
-  for (const [gid, members] of groupMembers(users)) {
-    for (const member of members) groupsByUser.set(member, [...(groupsByUser.get(member) ?? []), gid]);
-  }
-  return { users: new Map(users.map((u) => [u.username, u])), groupsByUser };
-}
+type UserIndex = Map<string, IndexedUser>;
 
 /**
  * Resolves claims, remembering each HpcCluster's parsed user list by the digest it was
  * checked against, so an admission costs a map lookup, not a parse or a hash of users.json.
  * The check itself is memoised per cached ConfigMap object: the caches replace, never mutate.
+ * `prepare` does the check and the parse as the objects arrive in the caches, so that no
+ * admission pays for them (the first claim of each HpcCluster did, and with many HpcClusters
+ * that was the slow tail).
  */
 export class IdentityResolver {
   private readonly indexes = new Map<string, { usersDigest: string; index: UserIndex }>();
@@ -81,7 +79,7 @@ export class IdentityResolver {
         message: `the user list of ${named} does not match what the operator wrote (ConfigMap ${clusterName}-users was altered or replaced; the operator repairs it): retry shortly`,
       };
     }
-    const user = index.users.get(username);
+    const user = index.get(username);
     if (user === undefined) {
       const skipped = hpcCluster.status?.skippedUsers?.find((s) => s.username === username);
       return {
@@ -100,11 +98,22 @@ export class IdentityResolver {
         username,
         uid: user.uid,
         gid: user.gid,
-        supplementalGroups: index.groupsByUser.get(username) ?? [user.gid],
-        home: user.nasMountPoint,
+        supplementalGroups: [user.gid],
+        home: user.home,
         ...(homeVolume === undefined ? {} : { homeVolume }),
       },
     };
+  }
+
+  /**
+   * Checks and indexes an HpcCluster's user list ahead of any claim. True when the index of its
+   * current usersDigest is held; false while the sources cannot be trusted (not synced yet, or
+   * the ConfigMap not yet the one the digest names): a claim then checks again.
+   */
+  prepare(namespace: string, clusterName: string, sources: ClaimSources): boolean {
+    const usersDigest = sources.hpcCluster?.status?.usersDigest;
+    if (sources.hpcCluster === undefined || usersDigest === undefined || sources.usersConfigMap === undefined) return false;
+    return this.index(`${namespace}/${clusterName}`, sources.hpcCluster, usersDigest, sources.usersConfigMap) !== undefined;
   }
 
   /** Drops what is remembered of a deleted HpcCluster. */
@@ -119,7 +128,7 @@ export class IdentityResolver {
     if (known?.usersDigest === usersDigest) return known.index;
     const users = parseUsersJson(usersJson);
     if (users === undefined) return undefined;
-    const index = indexOf(users);
+    const index: UserIndex = new Map(users.map((u) => [u.username, { uid: u.uid, gid: u.gid, home: u.nasMountPoint }]));
     this.indexes.set(key, { usersDigest, index });
     return index;
   }

@@ -1,24 +1,30 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { HpcClusterObject } from '../api/hpccluster.js';
+import { KIND, type HpcClusterObject } from '../api/hpccluster.js';
 import type { CachedConfigMap } from '../controller/cached-objects.js';
+import type { WatchedCache } from '../controller/controller.js';
 import type { ObjectCache } from '../controller/kube.js';
 import type { AdmissionResult, OperatorMetrics } from '../controller/metrics.js';
 import { usersConfigMapName } from '../render/configmaps.js';
 import { review, type AdmissionReview } from './admission.js';
 import type { CertificateKeeper } from './certificate-keeper.js';
-import { IdentityResolver } from './identity.js';
+import { IdentityResolver, type ClaimSources } from './identity.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
 
 /**
  * The pod identity webhook as the operator process runs it: on every replica, leader or not,
  * answering from the same caches the controller reads (HpcClusters, and the operator's own
- * ConfigMaps), over the certificate the keeper maintains.
+ * ConfigMaps), over the certificate the keeper maintains. Each HpcCluster's user list is
+ * checked and indexed as the caches receive it, not when a pod first claims one of its users.
  */
+
+/** A cache the webhook reads, and hears of changes to. */
+type Watched<T extends KubernetesObject> = ObjectCache<T> & Pick<WatchedCache<T>, 'on'>;
 
 export interface PodIdentityWebhookOptions {
   addr: string;
-  hpcClusters: ObjectCache<HpcClusterObject>;
-  configMaps: ObjectCache<CachedConfigMap>;
+  hpcClusters: Watched<HpcClusterObject>;
+  configMaps: Watched<CachedConfigMap>;
   /** True once the caches hold a complete list: before that nothing is vouched for. */
   cachesSynced: () => boolean;
   certificates: CertificateKeeper;
@@ -35,8 +41,20 @@ function resultOf(answer: AdmissionReview): AdmissionResult {
 export class PodIdentityWebhook {
   private readonly resolver = new IdentityResolver();
   private server: WebhookServer | undefined;
+  /** HpcClusters (namespace/name) whose index is to be prepared, coalescing bursts of events. */
+  private readonly toPrepare = new Set<string>();
 
-  constructor(private readonly options: PodIdentityWebhookOptions) {}
+  constructor(private readonly options: PodIdentityWebhookOptions) {
+    const { hpcClusters, configMaps } = options;
+    for (const event of ['add', 'update'] as const) {
+      hpcClusters.on(event, (object) => this.schedulePrepare(object.metadata?.namespace, object.metadata?.name));
+      // Only a ConfigMap its HpcCluster controls can be trusted: the one it names is prepared.
+      configMaps.on(event, (cm) => {
+        const owner = cm.metadata.ownerReferences.find((ref) => ref.controller === true && ref.kind === KIND);
+        if (owner !== undefined) this.schedulePrepare(cm.metadata.namespace, owner.name);
+      });
+    }
+  }
 
   /** Serves once a certificate is there (it may be waiting for another replica to issue one). */
   async start(): Promise<void> {
@@ -65,18 +83,36 @@ export class PodIdentityWebhook {
     await this.server?.close();
   }
 
+  private sources(namespace: string, cluster: string): ClaimSources {
+    return {
+      hpcCluster: this.options.hpcClusters.get(namespace, cluster),
+      usersConfigMap: this.options.configMaps.get(namespace, usersConfigMapName(cluster)),
+    };
+  }
+
+  /**
+   * Prepares an HpcCluster's index on a later turn of the event loop: an informer delivers a
+   * whole list at once, and admissions waiting on the socket get their turn in between.
+   */
+  private schedulePrepare(namespace: string | undefined, name: string | undefined): void {
+    if (namespace === undefined || name === undefined) return;
+    const key = `${namespace}/${name}`;
+    if (this.toPrepare.has(key)) return;
+    this.toPrepare.add(key);
+    setImmediate(() => {
+      this.toPrepare.delete(key);
+      this.resolver.prepare(namespace, name, this.sources(namespace, name));
+    });
+  }
+
   private answer(body: unknown): AdmissionReview {
     const started = performance.now();
-    const { hpcClusters, configMaps, metrics, logger } = this.options;
+    const { metrics, logger } = this.options;
     let answer: AdmissionReview;
     try {
       answer = review(
         body,
-        (namespace, cluster, username) =>
-          this.resolver.resolve(namespace, cluster, username, {
-            hpcCluster: hpcClusters.get(namespace, cluster),
-            usersConfigMap: configMaps.get(namespace, usersConfigMapName(cluster)),
-          }),
+        (namespace, cluster, username) => this.resolver.resolve(namespace, cluster, username, this.sources(namespace, cluster)),
         this.options.cachesSynced(),
       );
     } catch (error) {

@@ -250,6 +250,36 @@ describe('what tenants can write changes nothing', () => {
   });
 });
 
+describe('the index prepared as the caches fill', () => {
+  const trusted = usersConfigMap(chemLab, [ann, ben]);
+  const edited = usersConfigMap(chemLab, [{ ...ann, uid: 1 }, ben]);
+
+  it('is built only from a list the HpcCluster vouches for', () => {
+    const resolver = new IdentityResolver();
+    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: edited })).toBe(false);
+    expect(resolver.prepare('research', 'fresh', { hpcCluster: hpcCluster('fresh', undefined), usersConfigMap: trusted })).toBe(false);
+    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: undefined })).toBe(false);
+    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted })).toBe(true);
+    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: chemLab, usersConfigMap: trusted })).toMatchObject({ ok: true, identity: { uid: 30001, gid: 30000 } });
+  });
+
+  it('never stands in for the check of the ConfigMap a claim reads', () => {
+    const resolver = new IdentityResolver();
+    resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted });
+    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: chemLab, usersConfigMap: edited })).toMatchObject({ ok: false, retry: true });
+  });
+
+  it('follows a new sync: the index of the new digest replaces the old', () => {
+    const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
+    const resolver = new IdentityResolver();
+    resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted });
+    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: later, usersConfigMap: trusted })).toBe(false);
+    const rewritten = usersConfigMap(later, [ben]);
+    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: later, usersConfigMap: rewritten })).toBe(true);
+    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: later, usersConfigMap: rewritten })).toMatchObject({ ok: false, message: expect.stringContaining('is not a user') });
+  });
+});
+
 describe('other requests', () => {
   it('a pod without a user annotation, or not a pod, passes untouched', () => {
     const unclaimed = pod();
