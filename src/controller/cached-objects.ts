@@ -1,4 +1,5 @@
 import type { KubernetesObject, V1ConfigMap, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import type { HpcClusterObject } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import { contentHashOf, USERS_JSON_KEY } from '../render/configmaps.js';
 import { syncRequestFieldEntries } from './sync-request.js';
@@ -62,14 +63,20 @@ export function cachedSecretMetadata(secret: KubernetesObject): KubernetesObject
 }
 
 /**
- * The HpcCluster with, of its managedFields, only what tells when its sync request was made
+ * The HpcCluster as the controller reads it: without status.users (up to 500 users, the bulk
+ * of the object), which usersDigest stands for when deciding a write (controller/status.ts),
+ * and with, of its managedFields, only what tells when its sync request was made
  * (sync-request.ts); the rest lists every field of the object again and is never read.
  */
-export function cachedHpcCluster<T extends KubernetesObject>(object: T): T {
-  if (object.metadata?.managedFields === undefined) return object;
+export function cachedHpcCluster(object: HpcClusterObject): HpcClusterObject {
   const metadata = { ...object.metadata };
-  const requestFields = syncRequestFieldEntries(metadata.managedFields);
-  if (requestFields.length === 0) delete metadata.managedFields;
-  else metadata.managedFields = requestFields;
-  return { ...object, metadata };
+  if (metadata.managedFields !== undefined) {
+    const requestFields = syncRequestFieldEntries(metadata.managedFields);
+    if (requestFields.length === 0) delete metadata.managedFields;
+    else metadata.managedFields = requestFields;
+  }
+  if (object.status?.users === undefined) return { ...object, metadata };
+  const status = { ...object.status };
+  delete status.users;
+  return { ...object, metadata, status };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
-import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
+import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
 import type { ConfigMapManifest } from '../render/configmaps.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
@@ -57,6 +57,15 @@ export class KubeApiPort implements KubePort {
   async readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
     try {
       return configMapState(cachedConfigMap(await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name))));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async readHpcClusterStatus(key: ObjectKey): Promise<HpcClusterStatus | undefined> {
+    try {
+      return (await this.client.get<HpcClusterObject>(`/apis/${GROUP}/${VERSION}/namespaces/${key.namespace}/${PLURAL}/${key.name}`)).status;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

@@ -203,11 +203,14 @@ export type StatusPatch = { [K in keyof HpcClusterStatus]: HpcClusterStatus[K] |
 /**
  * The merge patch that turns `previous` into `next`: only the fields that change (a status of
  * 500 users is some 80 KB; a condition's heartbeat changes one field), each sent whole, and
- * null for each removed field (a field left out of a merge patch is kept, not removed).
+ * null for each removed field (a field left out of a merge patch is kept, not removed). Users
+ * change exactly when usersDigest does: `previous` may come from a cache that keeps no users.
  */
 export function statusPatch(previous: HpcClusterStatus | undefined, next: HpcClusterStatus): StatusPatch {
   const patch: Record<string, unknown> = {};
+  const sameUsers = previous?.usersDigest !== undefined && previous.usersDigest === next.usersDigest;
   for (const [key, value] of Object.entries(next)) {
+    if (key === 'users' && sameUsers) continue;
     if (value !== undefined && !isDeepStrictEqual(previous?.[key as keyof HpcClusterStatus], value)) patch[key] = value;
   }
   for (const key of Object.keys(previous ?? {})) if (next[key as keyof HpcClusterStatus] === undefined) patch[key] = null;

@@ -10,6 +10,7 @@ import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { KubeApiError } from '../kube/client.js';
+import { trustedUsersJson } from '../domain/trusted-users.js';
 import {
   configMapsInStep,
   credentialsSecretOf,
@@ -49,6 +50,8 @@ export interface KubePort {
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
   /** From the apiserver: any ConfigMap, labelled or not; undefined when it does not exist. */
   readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined>;
+  /** From the apiserver: the whole status, users included, which the cache leaves out. */
+  readHpcClusterStatus(key: ObjectKey): Promise<HpcClusterStatus | undefined>;
   /** The data of a Secret lent to the operator; the data of any other Secret is never read. */
   readSecret(key: ObjectKey): Promise<SecretRead>;
   /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
@@ -172,7 +175,7 @@ export class HpcClusterReconciler {
       now: this.now(),
     };
     const first = planListing(input);
-    const planned = 'plan' in first ? first.plan : await this.budgetedSync(id, input, first.request, signal);
+    const planned = 'plan' in first ? first.plan : await this.budgetedSync(id, await this.withStatusUsers(key, input), first.request, signal);
     const refusal = await this.writeConfigMaps(planned, signal);
     const plan = refusal === undefined ? planned : planWriteRefused(input, planned, refusal);
     if (plan.memo === undefined) this.memos.delete(id);
@@ -181,6 +184,20 @@ export class HpcClusterReconciler {
     if ('plan' in first || plan.memo !== undefined) this.deps.budget.forget(id);
     await this.carryOut(object, key, plan, signal);
     return plan;
+  }
+
+  /**
+   * The input with status.users read back when a sync may need them: the last good list falls
+   * back on them when -users is gone or not the operator's (plan.ts), and the cache keeps none.
+   */
+  private async withStatusUsers(key: ObjectKey, input: PlanInput): Promise<PlanInput> {
+    const status = input.object.status;
+    if (status?.usersTruncated !== false || status.users !== undefined) return input;
+    if (trustedUsersJson({ uid: input.object.metadata.uid, usersDigest: status.usersDigest }, input.configMaps.users) !== undefined) return input;
+    const read = await this.deps.kube.readHpcClusterStatus(key);
+    // Only the users of the list this status vouches for.
+    if (read?.users === undefined || read.usersDigest !== status.usersDigest) return input;
+    return { ...input, object: { ...input.object, status: { ...status, users: read.users } } };
   }
 
   /** Writes the plan's ConfigMaps in order; stops at the first the apiserver refuses, and says why. */

@@ -7,7 +7,7 @@ import {
 import type { SyncFailure } from '../domain/failure.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
 import { usersDigestOf } from '../domain/trusted-users.js';
-import { renderUsersJson } from '../render/configmaps.js';
+import { renderUsersJson, sortedUsers } from '../render/configmaps.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 
@@ -73,7 +73,7 @@ export function nextStatus(
     readyStatus = 'True';
     readyMessage = syncedMessage(outcome.users.length, outcome.skipped.length);
     next.userCount = outcome.users.length;
-    next.users = outcome.users.slice(0, MAX_STATUS_USERS);
+    next.users = sortedUsers(outcome.users).slice(0, MAX_STATUS_USERS);
     next.usersTruncated = outcome.users.length > MAX_STATUS_USERS;
     // Written after the -users ConfigMap it vouches for (see domain/trusted-users.ts).
     next.usersDigest = usersDigestOf(renderUsersJson(outcome.users));
@@ -113,10 +113,14 @@ export function nextStatus(
 
 const TIMESTAMP_FIELDS = ['lastSyncTime', 'lastSuccessfulSyncTime'] as const;
 
-function withoutTimestamps(status: HpcClusterStatus | undefined): unknown {
+/**
+ * What a status write is decided on: all but the sync timestamps, and but users, which
+ * usersDigest stands for (the caches keep status without them: controller/cached-objects.ts).
+ */
+function comparable(status: HpcClusterStatus | undefined): unknown {
   if (status === undefined) return undefined;
   const copy: Record<string, unknown> = { ...status };
-  for (const field of TIMESTAMP_FIELDS) delete copy[field];
+  for (const field of [...TIMESTAMP_FIELDS, 'users']) delete copy[field];
   return copy;
 }
 
@@ -136,7 +140,7 @@ function sameJson(a: unknown, b: unknown): boolean {
  * timestamps are older than the heartbeat.
  */
 export function statusWriteDue(previous: HpcClusterStatus | undefined, next: HpcClusterStatus, now: Date): boolean {
-  if (!sameJson(withoutTimestamps(previous), withoutTimestamps(next))) return true;
+  if (!sameJson(comparable(previous), comparable(next))) return true;
   const written = Date.parse(previous?.lastSyncTime ?? '');
   return next.lastSyncTime !== undefined && (!Number.isFinite(written) || now.getTime() - written >= STATUS_HEARTBEAT_MS);
 }

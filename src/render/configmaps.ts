@@ -41,7 +41,8 @@ export interface RenderedConfigMap {
 
 const byUsername = (a: HpcUser, b: HpcUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
 
-function sortedUsers(users: readonly HpcUser[]): HpcUser[] {
+/** The users in username order: the order of users.json, and of status.users. */
+export function sortedUsers(users: readonly HpcUser[]): HpcUser[] {
   return [...users].sort(byUsername);
 }
 

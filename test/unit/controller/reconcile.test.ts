@@ -3,7 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { KubeApiError } from '../../../src/kube/client.js';
 import { pino } from 'pino';
-import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
+import type { HpcClusterObject, HpcClusterStatus } from '../../../src/api/hpccluster.js';
+import { cachedHpcCluster } from '../../../src/controller/cached-objects.js';
 import type { ConfigMapState, StatusPatch } from '../../../src/controller/plan.js';
 import { KeyBudgets } from '../../../src/budget/key-budgets.js';
 import { HpcClusterReconciler, type KubePort } from '../../../src/controller/reconcile.js';
@@ -28,8 +29,15 @@ class MemoryKube implements KubePort {
   /** The Secret's hpc.shanhe.com/provider-rate-limit annotation, if it has one. */
   providerRateLimit: string | undefined;
 
+  statusReads = 0;
+
+  /** As the informer cache holds it: without status.users. */
   getHpcCluster(): HpcClusterObject | undefined {
-    return this.object;
+    return this.object === undefined ? undefined : cachedHpcCluster(this.object);
+  }
+  readHpcClusterStatus(): Promise<HpcClusterStatus | undefined> {
+    this.statusReads++;
+    return Promise.resolve(this.object?.status);
   }
   getConfigMap(): ConfigMapState | undefined {
     return undefined;
@@ -114,6 +122,21 @@ describe('HpcClusterReconciler', () => {
     kube.refuse.clear();
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'success', requeueAfterMs: 600_000 });
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
+  });
+
+  it('reads status.users, which the cache leaves out, only when -users is gone: a mass removal is still held', async () => {
+    const team = Array.from({ length: 10 }, (_, i) => ({ ...ann, username: `u${String(i)}`, uid: 2000 + i, userId: `usr-${String(i)}`, hpcUserId: `h-${String(i)}` }));
+    let listed = team;
+    const { kube, reconciler } = setup(() => ({ listing: { users: listed, skipped: [], pages: 1, requests: 1 } }));
+    if (kube.object !== undefined) kube.object.spec = { ...(kube.object.spec as object), maxUserRemovalPercent: 50 };
+    expect(await reconciler.reconcile(KEY, signal)).toMatchObject({ outcome: 'success' });
+    expect(kube.statusReads).toBe(0);
+    // This port's cache never holds the ConfigMaps: -users is gone, and status has the last good list.
+    listed = team.slice(0, 3);
+    await reconciler.reconcile(KEY, signal);
+    expect(kube.statusReads).toBe(1);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('RemovalHeld');
+    expect(kube.object?.status?.users).toHaveLength(10);
   });
 
   it('logs a failure once, as a warning, and returns it instead of throwing', async () => {

@@ -1,6 +1,7 @@
 // When a sync request was made, and whether it may have found no leader to handle it.
 import { describe, expect, it } from '@jest/globals';
 import type { V1ManagedFieldsEntry } from '@kubernetes/client-node';
+import { API_VERSION, KIND, type HpcClusterObject } from '../../../src/api/hpccluster.js';
 import { cachedHpcCluster } from '../../../src/controller/cached-objects.js';
 import {
   requestsHandledBefore,
@@ -25,7 +26,9 @@ const annotated = (time: string): V1ManagedFieldsEntry => ({
   fieldsType: 'FieldsV1',
   fieldsV1: annotations({ [`f:${SYNC_REQUESTED_ANNOTATION}`]: {}, 'f:other': {} }),
 });
-const requested = (...managedFields: V1ManagedFieldsEntry[]) => ({
+const requested = (...managedFields: V1ManagedFieldsEntry[]): HpcClusterObject => ({
+  apiVersion: API_VERSION,
+  kind: KIND,
   metadata: { name: 'lab', annotations: { [SYNC_REQUESTED_ANNOTATION]: 'now', other: 'x' }, managedFields },
 });
 
@@ -72,5 +75,12 @@ describe('sync requests', () => {
     expect(cachedHpcCluster(requested(applied)).metadata.managedFields).toBeUndefined();
     // The object read is left as it was.
     expect(object.metadata.managedFields).toHaveLength(2);
+  });
+
+  it('leave status.users out of the cache, and the rest of status in', () => {
+    const users = [{ username: 'ann', uid: 5001, gid: 5001, role: 'member' as const, nasMountPoint: '/n/ann', userId: 'u-1', hpcUserId: 'h-1' }];
+    const object = { ...requested(), status: { userCount: 1, users, usersDigest: 'd', usersTruncated: false } };
+    expect(cachedHpcCluster(object).status).toEqual({ userCount: 1, usersDigest: 'd', usersTruncated: false });
+    expect(object.status.users).toBe(users);
   });
 });
