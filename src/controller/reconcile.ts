@@ -166,10 +166,16 @@ export class HpcClusterReconciler {
       const cmKey = { namespace: key.namespace, name };
       return kube.getConfigMap(cmKey) ?? (secretName === undefined ? undefined : await kube.readConfigMap(cmKey));
     };
+    // Read side by side: on a first sync these are three round trips to the apiserver.
+    const [secret, users, nss] = await Promise.all([
+      secretName === undefined ? undefined : kube.readSecret({ namespace: key.namespace, name: secretName }),
+      configMap(usersConfigMapName(key.name)),
+      configMap(nssConfigMapName(key.name)),
+    ]);
     const input: PlanInput = {
       object: { ...object, metadata: { ...object.metadata, ...key } },
-      secret: secretName === undefined ? undefined : await kube.readSecret({ namespace: key.namespace, name: secretName }),
-      configMaps: { users: await configMap(usersConfigMapName(key.name)), nss: await configMap(nssConfigMapName(key.name)) },
+      secret,
+      configMaps: { users, nss },
       // After a restart, what status remembers: a refused key is not tried again for nothing.
       memo: this.memos.get(id) ?? rememberedFailure(object.status),
       now: this.now(),
