@@ -3,7 +3,7 @@ import { rateLimitOf, type CallLimiter, type CallLimiters } from '../provider/ra
 import { CallBucket } from './bucket.js';
 import { keyRateOf } from './declared-rate.js';
 import { budgetOf, ON_DEMAND_SHARE, planKey, PROVIDER_CALL_RATE, type CallRate, type KeyPlan } from './plan.js';
-import { delayAfterSync, phaseOf } from './schedule.js';
+import { delayAfterSync, keyPhaseOffset, phaseOf } from './schedule.js';
 
 /**
  * Every access key's budget in one place: which resources use the key, its plan (effective
@@ -47,6 +47,8 @@ interface KeyState {
   resources: Map<string, TrackedResource>;
   plan: KeyPlan;
   phases: Map<string, number>;
+  /** Where the key's evenly spaced slots start (keyPhaseOffset). */
+  phaseOffset: number;
   /** Our record of the provider's window: it starts at the first call after the last one ended. */
   windowStartedAt: number | undefined;
   pausedUntil: number;
@@ -241,6 +243,7 @@ export class KeyBudgets implements CallLimiters {
       resources: new Map(),
       plan: planKey([], rate),
       phases: new Map(),
+      phaseOffset: keyPhaseOffset(ref.id),
       windowStartedAt: undefined,
       pausedUntil: 0,
     };
@@ -261,6 +264,6 @@ export class KeyBudgets implements CallLimiters {
     }
     state.plan = planKey(entries, state.rate);
     const ids = entries.map((e) => e.id).sort();
-    state.phases = new Map(ids.map((id, rank) => [id, phaseOf(rank, ids.length)]));
+    state.phases = new Map(ids.map((id, rank) => [id, phaseOf(rank, ids.length, state.phaseOffset)]));
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DEFAULT_SYNC_INTERVAL, type HpcClusterObject } from '../api/hpccluster.js';
 import { parseDuration } from '../api/duration.js';
 import { readyCondition, STATUS_HEARTBEAT_MS } from '../controller/status.js';
@@ -7,9 +8,18 @@ import { readyCondition, STATUS_HEARTBEAT_MS } from '../controller/status.js';
  * restart spreads resources whose last sync is current over their whole interval. Pure.
  */
 
-/** Resource `rank` of `count` on a key syncs `rank / count` of the way into each interval. */
-export function phaseOf(rank: number, count: number): number {
-  return count <= 0 ? 0 : rank / count;
+/**
+ * Resource `rank` of `count` on a key syncs `(rank + keyOffset) / count` of the way into each
+ * interval: evenly spaced on its key, and each key's spacing shifted by its own offset (see
+ * keyPhaseOffset), so keys of equal size and interval do not all sync at the same instants.
+ */
+export function phaseOf(rank: number, count: number, keyOffset = 0): number {
+  return count <= 0 ? 0 : (rank + keyOffset) / count;
+}
+
+/** A fraction in [0, 1) fixed per access key: where its evenly spaced slots start. */
+export function keyPhaseOffset(keyId: string): number {
+  return createHash('sha256').update(keyId).digest().readUInt32BE(0) / 2 ** 32;
 }
 
 /**

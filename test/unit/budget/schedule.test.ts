@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
-import { delayAfterSync, nextSlot, phaseOf, startupDelays, startupStateOf, type StartupResource } from '../../../src/budget/schedule.js';
+import { delayAfterSync, keyPhaseOffset, nextSlot, phaseOf, startupDelays, startupStateOf, type StartupResource } from '../../../src/budget/schedule.js';
 
 describe('slots', () => {
   it('puts the resources of one interval at evenly spaced phases', () => {
@@ -20,6 +20,38 @@ describe('slots', () => {
     expect(delayAfterSync(160_000, 60_000, 0.5)).toBe(50_000);
     // Synced on demand at 145 s, just before its slot: next at 210 s, not 150 s.
     expect(delayAfterSync(145_000, 60_000, 0.5)).toBe(65_000);
+  });
+
+  it('gives up the next slot only after a sync ran more than half an interval late, so no gap exceeds the interval plus the lateness', () => {
+    const interval = 30_000;
+    const phase = 0.25; // slots at 7.5 s, 37.5 s, 67.5 s...
+    for (let lateMs = 0; lateMs < interval; lateMs += 500) {
+      const ranAt = 7_500 + lateMs;
+      const next = ranAt + delayAfterSync(ranAt, interval, phase);
+      // Up to half an interval late: the very next slot; later: the one after it.
+      expect(next).toBe(lateMs <= interval / 2 ? 37_500 : 67_500);
+      // Either way the gap after it is at most 1.5 intervals and at least half of one, and the
+      // gap before it (interval + lateness) is what made it late: the rule never adds to it.
+      expect(next - ranAt).toBeLessThanOrEqual(1.5 * interval);
+      expect(next - ranAt).toBeGreaterThanOrEqual(interval / 2);
+    }
+  });
+
+  it("shifts each key's evenly spaced slots by an offset of its own, so equal keys do not sync at the same instants", () => {
+    const offsets = ['key-a', 'key-b', 'key-c'].map(keyPhaseOffset);
+    for (const offset of offsets) {
+      expect(offset).toBeGreaterThanOrEqual(0);
+      expect(offset).toBeLessThan(1);
+    }
+    expect(new Set(offsets).size).toBe(3);
+    expect(keyPhaseOffset('key-a')).toBe(offsets[0]);
+    // Two keys of 100 resources at one interval: 200 distinct instants, each key's still 1/100 apart.
+    const interval = 30_000;
+    const slotsOf = (offset: number) => Array.from({ length: 100 }, (_, rank) => nextSlot(1_000_000, interval, phaseOf(rank, 100, offset)) % interval);
+    const [a, b] = [slotsOf(offsets[0] ?? 0), slotsOf(offsets[1] ?? 0)];
+    expect(new Set([...a, ...b].map((ms) => Math.round(ms))).size).toBe(200);
+    const sorted = [...a].sort((x, y) => x - y);
+    sorted.slice(1).forEach((ms, i) => expect(ms - (sorted[i] ?? 0)).toBeCloseTo(interval / 100));
   });
 });
 
