@@ -56,6 +56,26 @@ describe('planKey', () => {
   });
 });
 
+describe('planKey at the budget bench', () => {
+  it('leaves 100 one-page resources at 30 s in a 2,000/180 s window alone: 600 calls asked, 1,710 allowed', () => {
+    // What the bench measured before (at most 604 calls of one key per window) is this demand, not a stretch.
+    const plan = planKey(resources(100, 1, 30_000), { calls: 2000, windowMs: 180_000 });
+    expect(plan.demandCalls).toBe(600);
+    expect(plan.plannedCalls).toBe(600);
+    expect(plan.stretched).toBe(0);
+  });
+
+  it('stretches them 4.3 times on a 350/360 s key, planned within its periodic budget', () => {
+    const plan = planKey(resources(100, 1, 30_000), { calls: 350, windowMs: 360_000 });
+    // Budget 332, periodic 298.8: 2.988 calls each, one every 120.5 s, rounded up to 130 s.
+    expect(plan.budgetCalls).toBe(332);
+    expect(plan.demandCalls).toBe(1200);
+    expect(plan.stretched).toBe(100);
+    expect(new Set(plan.intervals.values())).toEqual(new Set([130_000]));
+    expect(plan.plannedCalls).toBeLessThanOrEqual(plan.periodicCalls);
+  });
+});
+
 describe('budget numbers', () => {
   it('keeps a 5% safety margin below the rate', () => {
     expect(budgetOf(PROVIDER_CALL_RATE)).toBe(1900);
