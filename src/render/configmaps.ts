@@ -51,20 +51,25 @@ function canonicalUser(u: HpcUser): HpcUser {
   return { username: u.username, uid: u.uid, gid: u.gid, role: u.role, nasMountPoint: u.nasMountPoint, userId: u.userId, hpcUserId: u.hpcUserId };
 }
 
+const usersJsonOfSorted = (sorted: readonly HpcUser[]): string => `${JSON.stringify(sorted.map(canonicalUser), null, 2)}\n`;
+
 /** The exact users.json text: sorted, canonical field order, two-space indent. */
 export function renderUsersJson(users: readonly HpcUser[]): string {
-  return `${JSON.stringify(sortedUsers(users).map(canonicalUser), null, 2)}\n`;
+  return usersJsonOfSorted(sortedUsers(users));
 }
 
-export function renderUsersData(users: readonly HpcUser[]): Record<string, string> {
-  const sorted = sortedUsers(users);
-  const data: Record<string, string> = { [USERS_JSON_KEY]: renderUsersJson(sorted) };
+function usersDataOfSorted(sorted: readonly HpcUser[]): Record<string, string> {
+  const data: Record<string, string> = { [USERS_JSON_KEY]: usersJsonOfSorted(sorted) };
   for (const u of sorted) {
     data[`${u.username}.uid`] = String(u.uid);
     data[`${u.username}.gid`] = String(u.gid);
     data[`${u.username}.nas`] = u.nasMountPoint;
   }
   return data;
+}
+
+export function renderUsersData(users: readonly HpcUser[]): Record<string, string> {
+  return usersDataOfSorted(sortedUsers(users));
 }
 
 /** The members of each gid's group, in the order of `users`: a user belongs to the group of its gid. */
@@ -78,9 +83,7 @@ export function groupMembers(users: readonly HpcUser[]): Map<number, string[]> {
   return membersByGid;
 }
 
-/** `passwd` and `group` files for name resolution inside containers. */
-export function renderNssData(users: readonly HpcUser[]): Record<string, string> {
-  const sorted = sortedUsers(users);
+function nssDataOfSorted(sorted: readonly HpcUser[]): Record<string, string> {
   const passwd = sorted.map((u) => `${u.username}:x:${u.uid}:${u.gid}:${u.role}:${u.nasMountPoint}:/bin/sh\n`).join('');
   const nameByUid = new Map(sorted.map((u) => [u.uid, u.username]));
   const group = [...groupMembers(sorted).entries()]
@@ -90,31 +93,43 @@ export function renderNssData(users: readonly HpcUser[]): Record<string, string>
   return { group, passwd };
 }
 
-export function contentHashOf(data: Readonly<Record<string, string>>): string {
-  const hash = createHash('sha256');
-  for (const key of Object.keys(data).sort()) {
-    // Length-prefixed so that no two different maps hash the same text.
-    const value = data[key] ?? '';
-    hash.update(`${Buffer.byteLength(key)}:${key}${Buffer.byteLength(value)}:${value}`);
-  }
-  return `sha256:${hash.digest('hex')}`;
+/** `passwd` and `group` files for name resolution inside containers. */
+export function renderNssData(users: readonly HpcUser[]): Record<string, string> {
+  return nssDataOfSorted(sortedUsers(users));
 }
 
-function sizeOf(data: Readonly<Record<string, string>>): number {
+/**
+ * The content hash and the size of ConfigMap data, from one pass over it: the keys in order,
+ * each key and value length-prefixed (so that no two different maps hash the same text), all
+ * hashed at once (one native call, not one per key).
+ */
+function measure(data: Readonly<Record<string, string>>): { contentHash: string; size: number } {
+  const parts: string[] = [];
   let size = 0;
-  for (const [key, value] of Object.entries(data)) size += Buffer.byteLength(key) + Buffer.byteLength(value);
-  return size;
+  for (const key of Object.keys(data).sort()) {
+    const value = data[key] ?? '';
+    const keyBytes = Buffer.byteLength(key);
+    const valueBytes = Buffer.byteLength(value);
+    size += keyBytes + valueBytes;
+    parts.push(`${keyBytes}:${key}${valueBytes}:${value}`);
+  }
+  return { contentHash: `sha256:${createHash('sha256').update(parts.join('')).digest('hex')}`, size };
+}
+
+export function contentHashOf(data: Readonly<Record<string, string>>): string {
+  return measure(data).contentHash;
 }
 
 function rendered(name: string, data: Record<string, string>, syncId: string): RenderedConfigMap {
-  return { name, data, contentHash: contentHashOf(data), size: sizeOf(data), syncId };
+  return { name, data, ...measure(data), syncId };
 }
 
 /** Both ConfigMaps of an HpcCluster, users first. */
 export function renderConfigMaps(clusterName: string, users: readonly HpcUser[]): RenderedConfigMap[] {
-  const usersData = renderUsersData(users);
+  const sorted = sortedUsers(users);
+  const usersData = usersDataOfSorted(sorted);
   const syncId = usersDigestOf(usersData[USERS_JSON_KEY] ?? '');
-  return [rendered(usersConfigMapName(clusterName), usersData, syncId), rendered(nssConfigMapName(clusterName), renderNssData(users), syncId)];
+  return [rendered(usersConfigMapName(clusterName), usersData, syncId), rendered(nssConfigMapName(clusterName), nssDataOfSorted(sorted), syncId)];
 }
 
 /**
