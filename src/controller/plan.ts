@@ -15,6 +15,7 @@ import {
   nssConfigMapName,
   parseUsersJson,
   SYNC_ID_ANNOTATION,
+  USERS_JSON_KEY,
   usersConfigMapName,
   type ConfigMapManifest,
 } from '../render/configmaps.js';
@@ -413,8 +414,13 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
   }
   // The last good list: the users.json we wrote, or status when the ConfigMap was deleted or altered.
   const owner = { uid: object.metadata.uid, usersDigest: object.status?.usersDigest };
+  const trusted = trustedUsersJson(owner, configMaps.users);
+  const [usersConfigMap] = desired.rendered;
+  // The same text is the same list: an unchanged sync parses nothing.
   const previousUsers =
-    parseUsersJson(trustedUsersJson(owner, configMaps.users)) ?? (object.status?.usersTruncated === false ? object.status.users : undefined);
+    trusted !== undefined && trusted === usersConfigMap?.data[USERS_JSON_KEY]
+      ? users
+      : (parseUsersJson(trusted) ?? (object.status?.usersTruncated === false ? object.status.users : undefined));
   const diff = diffUsers(previousUsers ?? [], users);
   if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
     const message = `the sync would remove ${diff.removed.length} of ${previousUsers.length} users, more than maxUserRemovalPercent ${spec.maxUserRemovalPercent}%; raise spec.maxUserRemovalPercent to accept it`;
@@ -434,6 +440,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
     : previousUsers === undefined
       ? [{ type: 'Normal', reason: 'Synced', message: `${users.length} users synced` }]
       : [{ type: 'Normal', reason: 'UsersChanged', message: `Users changed: ${describeDiff(diff)}` }];
-  const plan = settle(input, { reason: 'Synced', users, skipped }, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
+  const outcome: SyncOutcome = { reason: 'Synced', users, skipped, ...(usersConfigMap === undefined ? {} : { usersDigest: usersConfigMap.syncId }) };
+  const plan = settle(input, outcome, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
   return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
 }

@@ -19,7 +19,8 @@ import { failurePolicy } from './policy.js';
 
 /** How one reconcile ended, as status reports it. */
 export type SyncOutcome =
-  | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[] }
+  /** usersDigest: the sync id rendering the ConfigMaps already worked out, when there was one. */
+  | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[]; usersDigest?: string }
   | { reason: 'Suspended' }
   | (SyncFailure & { skipped?: SkippedUser[] });
 
@@ -76,7 +77,7 @@ export function nextStatus(
     next.users = sortedUsers(outcome.users).slice(0, MAX_STATUS_USERS);
     next.usersTruncated = outcome.users.length > MAX_STATUS_USERS;
     // Written after the -users ConfigMap it vouches for (see domain/trusted-users.ts).
-    next.usersDigest = usersDigestOf(renderUsersJson(outcome.users));
+    next.usersDigest = outcome.usersDigest ?? usersDigestOf(renderUsersJson(outcome.users));
     next.lastSyncTime = at;
     next.lastSuccessfulSyncTime = at;
   } else if (outcome.reason === 'Suspended') {
