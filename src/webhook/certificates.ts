@@ -73,12 +73,13 @@ async function importSigningKey(pem: string): Promise<webcrypto.CryptoKey> {
   return webcrypto.subtle.importKey('pkcs8', der, KEY_ALGORITHM, false, ['sign']);
 }
 
-interface IssuedCa {
+export interface IssuedCa {
   certPem: string;
   keyPem: string;
 }
 
-async function createCa(now: Date, validityMs: number): Promise<IssuedCa> {
+/** A self-signed CA of `validityMs` (also what a test playing cert-manager issues from). */
+export async function createCa(now: Date, validityMs: number): Promise<IssuedCa> {
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=hpc-user-operator webhook CA ${now.toISOString()}`,
@@ -95,7 +96,8 @@ async function createCa(now: Date, validityMs: number): Promise<IssuedCa> {
   return { certPem: pemText(cert.toString('pem')), keyPem: keyPem(keys.privateKey) };
 }
 
-async function createServing(ca: IssuedCa, hosts: string[], now: Date, validityMs: number): Promise<{ cert: string; key: string }> {
+/** A serving certificate for `hosts` from `ca`, with a key pair of its own. */
+export async function createServing(ca: IssuedCa, hosts: string[], now: Date, validityMs: number): Promise<{ cert: string; key: string }> {
   const keys = await generateKeys();
   const caCert = new x509.X509Certificate(ca.certPem);
   const notAfter = Math.min(now.getTime() + validityMs, caCert.notAfter.getTime());

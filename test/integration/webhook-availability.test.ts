@@ -1,7 +1,8 @@
 // The webhook keeps answering, with the right identity, while what serves it changes: the
 // leader lease moving from one replica to the other, a rolling update replacing the replicas
 // one at a time, the replica's watches on the apiserver cut and re-established, the
-// operator-managed certificate rotating (serving certificate and CA). Pods that claim a user are created
+// operator-managed certificate rotating (serving certificate and CA), and a certificate the
+// install provides (cert-manager) renewed in its Secret. Pods that claim a user are created
 // back to back all along; not one may be refused. And a replica whose caches are not synced
 // answers "not ready, retry", never an identity. A control plane of this file's own (the
 // webhook configuration is cluster-wide); the real kube-apiserver calls the replicas over
@@ -27,6 +28,7 @@ import {
   patchHpcCluster,
   startOperator,
   WEBHOOK_CONFIGURATION,
+  WEBHOOK_SECRET,
   type RunningOperator,
   type TestWebhookOptions,
 } from '../../tools/harness/operator.js';
@@ -36,6 +38,7 @@ import { waitFor } from '../../tools/harness/wait-for.js';
 import { useOwnControlPlane } from '../support/own-control-plane.js';
 import { apiServerAddress, TcpProxy } from '../support/tcp-proxy.js';
 import { NOT_READY_MESSAGE } from '../../src/webhook/admission.js';
+import { createCa, createServing, type IssuedCa } from '../../src/webhook/certificates.js';
 
 const own = useOwnControlPlane();
 let admin: KubeConfig;
@@ -468,3 +471,70 @@ test('a replica whose caches are not synced answers "not ready, retry", never an
   expect(admitted).toEqual({ uid: ANN_UID });
   expect(await isReady(replica)).toBe(true);
 }, 240_000);
+
+/** What cert-manager keeps in the Secret of a Certificate: the key pair and the issuing CA. */
+async function writeTlsSecret(namespace: string, ca: IssuedCa, serving: { cert: string; key: string }): Promise<void> {
+  const base64 = (text: string) => Buffer.from(text).toString('base64');
+  const body = {
+    metadata: { name: WEBHOOK_SECRET, namespace },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': base64(serving.cert), 'tls.key': base64(serving.key), 'ca.crt': base64(ca.certPem) },
+  };
+  try {
+    await core.replaceNamespacedSecret({ namespace, name: WEBHOOK_SECRET, body });
+  } catch (error) {
+    if (apiStatusCode(error) !== 404) throw error;
+    await core.createNamespacedSecret({ namespace, body });
+  }
+}
+
+/** What cert-manager's cainjector does: the webhook configuration trusts these CAs. */
+async function injectCaBundle(cas: IssuedCa[]): Promise<void> {
+  const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+  const configuration = await admission.readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION });
+  const caBundle = Buffer.from(cas.map((ca) => ca.certPem).join('')).toString('base64');
+  for (const webhook of configuration.webhooks ?? []) webhook.clientConfig.caBundle = caBundle;
+  await admission.replaceMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION, body: configuration });
+}
+
+test('a certificate the install provides (cert-manager) is served, and its renewals with zero failed admissions', async () => {
+  const install = await installForProcesses();
+  const hosts = ['127.0.0.1'];
+  const day = 24 * 3_600_000;
+  const firstCa = await createCa(new Date(), 4 * day);
+  const first = await createServing(firstCa, hosts, new Date(), day);
+  await writeTlsSecret(install.namespace, firstCa, first);
+  await injectCaBundle([firstCa]);
+  const replica = await ready(await spawnReplica(install, ['--webhook-certs', 'secret']));
+  backends = [replica.webhook];
+  const served = async () => (await servedCertificate(replica.webhook)).fingerprint256;
+  expect(await served()).toBe(new X509Certificate(first.cert).fingerprint256);
+  await webhookAnswering();
+
+  const creating = keepCreatingPods();
+  await admittedMore(creating, 10, '10 pods admitted from the provided certificate');
+  // A renewal: a new key pair from the same CA (cainjector writes the same caBundle again).
+  const renewed = await createServing(firstCa, hosts, new Date(), day);
+  await writeTlsSecret(install.namespace, firstCa, renewed);
+  await injectCaBundle([firstCa]);
+  await waitFor(async () => (await served()) === new X509Certificate(renewed.cert).fingerprint256, { timeoutMs: 30_000, description: 'the renewed certificate served' });
+  await admittedMore(creating, 10, '10 more pods admitted after the renewal');
+  // A new CA, trusted before anything is issued from it, then the old one dropped.
+  const nextCa = await createCa(new Date(), 4 * day);
+  await injectCaBundle([nextCa, firstCa]);
+  const fromNextCa = await createServing(nextCa, hosts, new Date(), day);
+  await writeTlsSecret(install.namespace, nextCa, fromNextCa);
+  await waitFor(async () => (await served()) === new X509Certificate(fromNextCa.cert).fingerprint256, { timeoutMs: 30_000, description: 'the certificate from the new CA served' });
+  await admittedMore(creating, 10, '10 more pods admitted from the new CA');
+  await injectCaBundle([nextCa]);
+  await admittedMore(creating, 10, '10 more pods admitted with the old CA dropped');
+  const outcomes = await creating.stop();
+
+  expect(outcomes.filter((o) => 'refused' in o)).toEqual([]);
+  expect(outcomes.filter((o) => 'uid' in o && o.uid !== ANN_UID)).toEqual([]);
+  // The operator only read the Secret and left the caBundle to cert-manager.
+  const bundle = await caBundleCertificates();
+  expect(bundle.map((ca) => ca.fingerprint256)).toEqual([new X509Certificate(nextCa.certPem).fingerprint256]);
+  const secret = await core.readNamespacedSecret({ namespace: install.namespace, name: WEBHOOK_SECRET });
+  expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+}, 300_000);
