@@ -15,6 +15,11 @@ export class CallBucket {
   private updatedAt: number;
   private reserved = 0;
   private perMs: number;
+  /**
+   * When the last refused sync was told to come back, per share kept (periodic and
+   * on-demand syncs queue apart): later refusals are told to come after it.
+   */
+  private readonly lastRetryAt = new Map<number, number>();
 
   constructor(
     private rateLimit: RateLimit,
@@ -43,12 +48,21 @@ export class CallBucket {
 
   /**
    * Reserves `cost` calls when the bucket holds them and still `keep` more (the share kept
-   * for on-demand syncs). A sync dearer than the whole bucket needs a full bucket.
+   * for on-demand syncs). A sync dearer than the whole bucket needs a full bucket. Refused
+   * syncs are told to come back one after another, each when the refill will have brought
+   * its calls since the one before: told the same moment, a hundred would come back together,
+   * one would go and 99 be refused again, and so on.
    */
   reserve(cost: number, keep: number, now: number): Reservation {
     const need = Math.min(this.limit.capacity, Math.max(1, cost) + keep);
     const short = need - this.available(now);
-    if (short > 0) return { granted: false, retryAt: now + Math.ceil(short / this.perMs) };
+    if (short > 0) {
+      const previous = this.lastRetryAt.get(keep) ?? now;
+      const behind = previous > now ? previous + Math.ceil(Math.min(this.limit.capacity, Math.max(1, cost)) / this.perMs) : now;
+      const retryAt = Math.max(now + Math.ceil(short / this.perMs), behind);
+      this.lastRetryAt.set(keep, retryAt);
+      return { granted: false, retryAt };
+    }
     this.reserved += cost;
     return { granted: true };
   }

@@ -26,6 +26,27 @@ describe('CallBucket', () => {
     expect(bucket.reserve(1, 0, 0)).toEqual({ granted: false, retryAt: 3000 });
   });
 
+  it('tells refused syncs to come back one after another at the refill rate, so each goes when it comes', () => {
+    const bucket = new CallBucket(limit, 0);
+    expect(bucket.reserve(10, 0, 0).granted).toBe(true);
+    for (let i = 0; i < 10; i++) bucket.spend(0);
+    bucket.release(10);
+    // 30 syncs of one call find the bucket empty: told 1 s, 2 s, ... 30 s.
+    const retries = Array.from({ length: 30 }, () => bucket.reserve(1, 0, 0));
+    const times = retries.map((r) => (r.granted ? NaN : r.retryAt));
+    expect(times).toEqual(Array.from({ length: 30 }, (_, i) => (i + 1) * 1000));
+    // Each comes back when told and goes: no sync is refused twice.
+    for (const at of times) {
+      expect(bucket.reserve(1, 0, at)).toEqual({ granted: true });
+      bucket.spend(at);
+      bucket.release(1);
+    }
+    // Periodic syncs (keeping a share) queue apart: an on-demand one is not put behind them.
+    expect(bucket.reserve(1, 2, 30_000)).toEqual({ granted: false, retryAt: 33_000 });
+    expect(bucket.reserve(1, 2, 30_000)).toEqual({ granted: false, retryAt: 34_000 });
+    expect(bucket.reserve(1, 0, 30_000)).toEqual({ granted: false, retryAt: 31_000 });
+  });
+
   it('keeps a share back from periodic syncs that on-demand syncs may use', () => {
     const bucket = new CallBucket(limit, 0);
     expect(bucket.reserve(8, 0, 0).granted).toBe(true);
