@@ -2,9 +2,11 @@
 // simulator with a low quota, an hour compressed 25 times (2,000 calls per 144 s) and 30 s
 // intervals (the shortest spec.syncInterval allows) for the usual 10 minutes. Each scenario
 // has a namespace, simulator, keys and operator of its own, so they run at the same time.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../../src/api/hpccluster.js';
@@ -14,8 +16,9 @@ import { accessKeyIdentity } from '../../src/provider/key-identity.js';
 import { startSimulator, type AccessKey, type Simulator } from '../../tools/simulator/server.js';
 import type { QuotaConfig } from '../../tools/simulator/quota.js';
 import { generateUsers } from '../../tools/simulator/store.js';
+import { kubectlPath } from '../../tools/controlplane/build.js';
 import { freePort, writeKubeConfigFile } from '../../tools/controlplane/controlplane.js';
-import { createTestNamespace, testKubeConfig } from '../../tools/harness/cluster.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath } from '../../tools/harness/cluster.js';
 import {
   createCredentialsSecret,
   hpcClusterManifest,
@@ -196,6 +199,14 @@ test.concurrent('40 resources of 10 pages on one key settle into a stretched pla
   })();
   await Promise.all([everySyncsAgain, requestedSync]);
 
+  // `kubectl get -o wide` shows it, printed by the apiserver from the CRD's columns.
+  const { stdout } = await promisify(execFile)(kubectlPath(), ['--kubeconfig', testKubeconfigPath(), 'get', 'hpcc', '-n', s.namespace, '-o', 'wide']);
+  const [header = '', ...rows] = stdout.trim().split('\n');
+  const column = header.indexOf('EFFECTIVE INTERVAL');
+  expect(column).toBeGreaterThan(0);
+  expect(rows).toHaveLength(40);
+  for (const row of rows) expect(row.slice(column).split(/\s+/)[0]).toBe('34s');
+
   const exposition = await metrics();
   const label = s.labelOf(sharedKey);
   expect(label).toMatch(/^[0-9a-f]{12}$/);
@@ -208,6 +219,37 @@ test.concurrent('40 resources of 10 pages on one key settle into a stretched pla
   expect(budget).toBe(1900 * 25);
   expect(planned).toBeLessThanOrEqual(1900 * 25 * 0.9);
   expect(s.simulator.calls().filter((c) => c.quotaExceeded)).toEqual([]);
+  await replica.stop();
+}, 300_000);
+
+test.concurrent('a QuotaExceeded answer pauses every resource on the key until the end of the window', async () => {
+  // The provider gives the key 3 calls per 40 s; the operator believes it has 2,000 in them.
+  const windowMs = 40_000;
+  const key = accessKey('SPENDER');
+  const s = await scenario('quota', { limit: 3, windowSeconds: windowMs / 1000 }, [{ key }]);
+  const { process: replica } = await s.operator(`2000/${String(windowMs / 1000)}s`);
+  const early = await s.createClusters('early', 4, key, 10);
+  // Three sync; the fourth is answered 2500.
+  await waitFor(() => s.simulator.calls().some((c) => c.quotaExceeded), { description: 'a call answered 2500' });
+  const windowStart = s.simulator.calls()[0]?.at ?? 0;
+  const refusedAt = s.simulator.calls().find((c) => c.quotaExceeded)?.at ?? 0;
+
+  // A resource created now has never met the 2500, and still waits with its key, saying so.
+  const [late = ''] = await s.createClusters('late', 1, key, 10);
+  const waiting = await waitForReady(admin, s.namespace, late, 'QuotaExceeded');
+  expect(readyOf(waiting)?.message).toContain('every resource on it waits until');
+  expect(readyOf(waiting)?.message).toContain(s.labelOf(key));
+
+  // Nobody calls until the window ends (by the operator's record, which began a moment
+  // before the simulator's); then the key's resources sync again.
+  await waitFor(() => s.simulator.calls().some((c) => c.at >= windowStart + windowMs && !c.quotaExceeded), {
+    timeoutMs: 2 * windowMs,
+    intervalMs: 500,
+    description: 'a call answered after the window',
+  });
+  const duringPause = s.simulator.calls().filter((c) => c.at > refusedAt && c.at < windowStart + windowMs - 1_000);
+  expect(duringPause).toEqual([]);
+  expect(early.filter((name) => s.syncsOf(name) >= 1)).toHaveLength(3);
   await replica.stop();
 }, 300_000);
 
