@@ -228,7 +228,7 @@ test.concurrent('a QuotaExceeded answer pauses every resource on the key until t
   const key = accessKey('SPENDER');
   const s = await scenario('quota', { limit: 3, windowSeconds: windowMs / 1000 }, [{ key }]);
   const { process: replica } = await s.operator(`2000/${String(windowMs / 1000)}s`);
-  const early = await s.createClusters('early', 4, key, 10);
+  await s.createClusters('early', 4, key, 10);
   // Three sync; the fourth is answered 2500.
   await waitFor(() => s.simulator.calls().some((c) => c.quotaExceeded), { description: 'a call answered 2500' });
   const windowStart = s.simulator.calls()[0]?.at ?? 0;
@@ -249,7 +249,9 @@ test.concurrent('a QuotaExceeded answer pauses every resource on the key until t
   });
   const duringPause = s.simulator.calls().filter((c) => c.at > refusedAt && c.at < windowStart + windowMs - 1_000);
   expect(duringPause).toEqual([]);
-  expect(early.filter((name) => s.syncsOf(name) >= 1)).toHaveLength(3);
+  // In the first window three of the early ones synced (the fourth met the 2500); by now it has synced too.
+  const answeredInFirstWindow = s.simulator.calls().filter((c) => c.at < windowStart + windowMs && !c.quotaExceeded);
+  expect(new Set(answeredInFirstWindow.map((c) => c.clusterId)).size).toBe(3);
   await replica.stop();
 }, 300_000);
 
