@@ -2,7 +2,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KIND, type HpcClusterObject } from '../api/hpccluster.js';
 import type { CachedConfigMap } from '../controller/cached-objects.js';
-import type { WatchedCache } from '../controller/controller.js';
+import { controllerOwner, type WatchedCache } from '../controller/controller.js';
 import type { ObjectCache } from '../controller/kube.js';
 import type { AdmissionResult, OperatorMetrics } from '../controller/metrics.js';
 import { usersConfigMapName } from '../render/configmaps.js';
@@ -50,8 +50,8 @@ export class PodIdentityWebhook {
       hpcClusters.on(event, (object) => this.schedulePrepare(object.metadata?.namespace, object.metadata?.name));
       // Only a ConfigMap its HpcCluster controls can be trusted: the one it names is prepared.
       configMaps.on(event, (cm) => {
-        const owner = cm.metadata.ownerReferences.find((ref) => ref.controller === true && ref.kind === KIND);
-        if (owner !== undefined) this.schedulePrepare(cm.metadata.namespace, owner.name);
+        const owner = controllerOwner(cm, KIND);
+        if (owner !== undefined) this.schedulePrepare(owner.namespace, owner.name);
       });
     }
   }
