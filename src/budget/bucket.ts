@@ -54,11 +54,12 @@ export class CallBucket {
    * one would go and 99 be refused again, and so on.
    */
   reserve(cost: number, keep: number, now: number): Reservation {
-    const need = Math.min(this.limit.capacity, Math.max(1, cost) + keep);
+    const calls = Math.min(this.limit.capacity, Math.max(1, cost));
+    const need = Math.min(this.limit.capacity, calls + keep);
     const short = need - this.available(now);
     if (short > 0) {
       const previous = this.lastRetryAt.get(keep) ?? now;
-      const behind = previous > now ? previous + Math.ceil(Math.min(this.limit.capacity, Math.max(1, cost)) / this.perMs) : now;
+      const behind = previous > now ? previous + Math.ceil(calls / this.perMs) : now;
       const retryAt = Math.max(now + Math.ceil(short / this.perMs), behind);
       this.lastRetryAt.set(keep, retryAt);
       return { granted: false, retryAt };
