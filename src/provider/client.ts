@@ -1,7 +1,10 @@
 import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
-import fetch from 'node-fetch';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { urlToHttpOptions } from 'node:url';
+import zlib from 'node:zlib';
 import { formatTimestamp, systemClock, type Clock } from '../runtime/clock.js';
 import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
 import type { EndpointAllowList } from './endpoint-policy.js';
@@ -114,6 +117,9 @@ const MAX_PROVIDER_MESSAGE = 200;
 const NO_VALID_ANSWER = 'no valid ListUsers answer from the endpoint';
 // Every such failure is also retried alike (kindOfHttpStatus), so neither retries nor Stalled tell them apart.
 
+/** Sent with every attempt besides the signed URL; the provider may compress its JSON (see decoded). */
+const REQUEST_HEADERS = { accept: 'application/json', 'accept-encoding': 'gzip, deflate, br' } as const;
+
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
 function createAgent(endpoint: string, caCert?: string): http.Agent {
   const options = { keepAlive: true, maxSockets: 16 };
@@ -147,9 +153,11 @@ function configurationError(message: string): ProviderError {
 }
 
 export class HpcApiClient {
-  private readonly listUsersUrl: string;
   private readonly listUsersPath: string;
   private readonly origin: string;
+  /** http.get or https.get, and where it connects: the endpoint's URL is parsed once, not per page. */
+  private readonly get: typeof http.get;
+  private readonly target: Pick<http.RequestOptions, 'protocol' | 'hostname' | 'port'>;
   private readonly agent: http.Agent;
   private readonly ownsAgent: boolean;
   private readonly credentials: Credentials;
@@ -167,7 +175,9 @@ export class HpcApiClient {
     options.allowedEndpoints?.check(url);
     this.origin = url.origin;
     this.listUsersPath = `${url.pathname.replace(/\/+$/, '')}${LIST_USERS_PATH}`;
-    this.listUsersUrl = `${url.origin}${this.listUsersPath}`;
+    this.get = url.protocol === 'http:' ? http.get : https.get;
+    const { protocol, hostname, port } = urlToHttpOptions(url);
+    this.target = { protocol, hostname, port };
     this.ownsAgent = options.agent === undefined;
     this.agent = options.agent ?? createAgent(url.href, options.caCert);
     this.credentials = options.credentials;
@@ -343,19 +353,14 @@ export class HpcApiClient {
     let status: number | undefined;
     let text: string;
     try {
-      const response = await fetch(`${this.listUsersUrl}?${signedQuery}`, {
-        agent: this.agent,
-        signal: attemptSignal,
-        headers: { accept: 'application/json' },
-        // A redirect would carry the signed request to a host nobody allowed.
-        redirect: 'manual',
-      });
-      status = response.status;
-      if (status >= 300 && status <= 399) {
-        response.body?.resume();
-        throw new ProviderError('retryable', NO_VALID_ANSWER, { code: 'http-status', httpStatus: status, cause: `redirect (HTTP ${status})` });
-      }
-      text = await readCapped(response.body, budget);
+      // Node's http follows no redirect: one would carry the signed request to a host nobody allowed.
+      // An abort of the signal, before the head or while the body is read, destroys the request and its socket.
+      const request = this.get({ ...this.target, path: `${this.listUsersPath}?${signedQuery}`, agent: this.agent, headers: REQUEST_HEADERS, signal: attemptSignal });
+      const response = await responseOf(request);
+      status = response.statusCode ?? 0;
+      const ok = status >= 200 && status <= 299;
+      // Every body is read under the caps and the timeout, so that its socket is either reused or destroyed.
+      text = await readCapped(ok ? decoded(response) : response, budget);
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason;
       if (err instanceof ProviderError) {
@@ -367,12 +372,13 @@ export class HpcApiClient {
       throw new ProviderError('retryable', `${context}: ${NO_VALID_ANSWER}`, { code: 'network', cause: networkReason(err) });
     }
 
-    // Only a 2xx answer is read: an error page's body, whatever it says, is not the provider's word.
+    // Only a 2xx answer is parsed: an error page's body, whatever it says, is not the provider's word.
     if (status < 200 || status > 299) {
+      const redirect = status >= 300 && status <= 399;
       throw new ProviderError(kindOfHttpStatus(status), `${context}: ${NO_VALID_ANSWER}`, {
         code: 'http-status',
         httpStatus: status,
-        cause: `HTTP ${status}`,
+        cause: redirect ? `redirect (HTTP ${status})` : `HTTP ${status}`,
       });
     }
     let parsed: ReturnType<typeof parseListUsersResponse> | undefined;
@@ -420,31 +426,85 @@ function kindOfHttpStatus(status: number): ProviderErrorKind {
   return status === 429 ? 'quota' : 'retryable';
 }
 
-/** The system error code of a failed request; node-fetch's own message quotes the URL. */
+/** The system error code of a failed request (ECONNREFUSED, a TLS code): only that, messages name hosts. */
 function networkReason(err: unknown): string {
-  const code = (err as { code?: unknown; cause?: { code?: unknown } }).code ?? (err as { cause?: { code?: unknown } }).cause?.code;
+  const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code !== '') return code;
   return err instanceof Error ? err.name : 'unknown error';
 }
 
-/** The body as text, refused past MAX_BODY_BYTES or past what the listing may still read. */
-async function readCapped(body: NodeJS.ReadableStream | null, budget: ByteBudget): Promise<string> {
-  if (body === null) return '';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    size += buffer.length;
-    budget.remaining -= buffer.length;
-    if (budget.remaining < 0) {
-      throw new ProviderError('permanent', 'the listing read more response bytes than this operator allows per listing', { code: 'sync-limit' });
-    }
-    if (size > MAX_BODY_BYTES) {
-      throw new ProviderError('retryable', `response body is larger than ${MAX_BODY_BYTES} bytes`, {
-        code: 'malformed-response',
-      });
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/** The response once its head arrived; the request's errors, then or later, never go unheard. */
+function responseOf(request: http.ClientRequest): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    // After the head a failure (reset, abort) also ends the response, whose reader reports it.
+    request.on('error', reject);
+    request.once('response', resolve);
+  });
+}
+
+/**
+ * Lenient like curl: a body cut short decodes as far as it goes, and the JSON parse then says
+ * it is not an answer.
+ */
+const LENIENT_ZLIB = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+
+/**
+ * The body decoded per its content-encoding (one of REQUEST_HEADERS'; deflate in its zlib
+ * format, RFC 9110); any other encoding is passed as it is, and is then not JSON.
+ */
+function decoded(response: http.IncomingMessage): Readable {
+  const encoding = response.headers['content-encoding']?.trim().toLowerCase();
+  const decoder =
+    encoding === 'gzip' || encoding === 'x-gzip'
+      ? zlib.createGunzip(LENIENT_ZLIB)
+      : encoding === 'deflate' || encoding === 'x-deflate'
+        ? zlib.createInflate(LENIENT_ZLIB)
+        : encoding === 'br'
+          ? zlib.createBrotliDecompress()
+          : undefined;
+  if (decoder === undefined) return response;
+  // An error of either side ends the other; the decoder's reader sees it.
+  return pipeline(response, decoder, () => undefined);
+}
+
+/**
+ * The body as text, refused past MAX_BODY_BYTES or past what the listing may still read; past
+ * either, the body is destroyed and with it the connection. The caps count the bytes read from
+ * `body`: a 2xx body decoded, as it is held in memory (a small compressed body cannot grow past
+ * them), any other as sent.
+ */
+function readCapped(body: Readable, budget: ByteBudget): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const fail = (err: Error): void => {
+      done = true;
+      reject(err);
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      budget.remaining -= chunk.length;
+      const excess =
+        budget.remaining < 0
+          ? new ProviderError('permanent', 'the listing read more response bytes than this operator allows per listing', { code: 'sync-limit' })
+          : size > MAX_BODY_BYTES
+            ? new ProviderError('retryable', `response body is larger than ${MAX_BODY_BYTES} bytes`, { code: 'malformed-response' })
+            : undefined;
+      if (excess === undefined) {
+        chunks.push(chunk);
+        return;
+      }
+      body.destroy();
+      fail(excess);
+    });
+    body.once('end', () => {
+      done = true;
+      resolve(Buffer.concat(chunks, size).toString('utf8'));
+    });
+    body.once('error', fail);
+    // Should a stream be destroyed without an error, it ends neither way.
+    body.once('close', () => fail(Object.assign(new Error('the response ended early'), { code: 'ECONNRESET' })));
+  });
 }

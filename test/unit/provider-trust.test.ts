@@ -1,11 +1,15 @@
 // The provider client against endpoints a tenant controls (servers of the test's own on free
-// loopback ports): the allow-list, redirects, what status may say, and the caps of a listing.
+// loopback ports): the allow-list, redirects, what status may say, the caps of a listing, what
+// a request sends and how compressed answers are read, and bodies cut short or endless.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { HpcApiClient, type HpcApiClientOptions } from '../../src/provider/client.js';
 import { EndpointAllowList } from '../../src/provider/endpoint-policy.js';
 import { ProviderError } from '../../src/provider/errors.js';
 import { TokenBucket } from '../../src/provider/rate-limiter.js';
 import { computeSignature, percentEncode } from '../../src/provider/signature.js';
+import { waitFor } from '../../tools/harness/wait-for.js';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.js';
 import { endlessPage, json, offsetOf, startHostileEndpoint, type HostileEndpoint } from '../support/hostile-endpoint.js';
 
@@ -154,5 +158,133 @@ describe('the caps of one listing', () => {
     expect(seen).toBeLessThanOrEqual(1 + 4);
     await new Promise<void>((resolve) => setImmediate(resolve));
     expect(slow.requests).toHaveLength(seen);
+  });
+});
+
+/** Everything an error shows, for looking for secrets in it. */
+function textsOf(err: ProviderError): string[] {
+  return [err.message, err.stack ?? '', JSON.stringify(err), err.details.cause ?? ''];
+}
+
+/** A page of 100 rows claiming `total` rows, as JSON. */
+const pageJson = (req: IncomingMessage, total: number) => Buffer.from(JSON.stringify(endlessPage(offsetOf(req), total)));
+
+/** Counts the connections a server saw close. */
+function closedConnections() {
+  let closed = 0;
+  return {
+    track: (req: IncomingMessage) => req.socket.once('close', () => closed++),
+    count: () => closed,
+  };
+}
+
+describe('the request', () => {
+  it.each([
+    ['gzip', gzipSync],
+    ['x-gzip', gzipSync],
+    ['deflate', deflateSync],
+    ['br', brotliCompressSync],
+    [undefined, (body: Buffer) => body],
+  ])('asks for JSON on the signed path and reads an answer in content-encoding %s', async (encoding, encode) => {
+    const seen: IncomingHttpHeaders[] = [];
+    const server = await hostile((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json', ...(encoding === undefined ? {} : { 'content-encoding': encoding }) });
+      res.end(encode(pageJson(req, 300)));
+    });
+    const listing = await client(`${server.url}/prefix/`).listAllUsers(QUERY);
+    expect(listing).toMatchObject({ totalCount: 300, pages: 3, requests: 3 });
+    expect(listing.rows.map((row) => row.username)).toEqual(Array.from({ length: 300 }, (_, i) => `u${i}`));
+    for (const headers of seen) expect(headers).toMatchObject({ accept: 'application/json', 'accept-encoding': 'gzip, deflate, br' });
+    for (const url of server.requests) expect(url).toMatch(/^\/prefix\/api\/user\?access_key_id=TENANTKEYID&.*&signature=[^&]+$/);
+  });
+
+  it('counts the byte caps on the decoded body: a small compressed page cannot grow past them', async () => {
+    let compressed = 0;
+    let decoded = 0;
+    const server = await hostile((req, res) => {
+      const body = pageJson(req, 100);
+      const gzipped = gzipSync(body);
+      [compressed, decoded] = [gzipped.length, body.length];
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipped);
+    });
+    const err = await failure(client(server.url, { limits: { maxBytes: 10_000 } }).listAllUsers(QUERY));
+    expect(compressed).toBeLessThan(10_000);
+    expect(decoded).toBeGreaterThan(10_000);
+    expect(err).toMatchObject({ kind: 'permanent', details: { code: 'sync-limit', httpStatus: 200 } });
+  });
+
+  it('reads a compressed body cut short as no valid answer, and retries it', async () => {
+    const server = await hostile((req, res) => {
+      const gzipped = gzipSync(pageJson(req, 100));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipped.subarray(0, gzipped.length / 2));
+    });
+    const err = await failure(client(server.url, { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 } }).listAllUsers(QUERY));
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'malformed-response', httpStatus: 200 } });
+    expect(err.details.cause).toMatch(/ListUsers response is not JSON \(\d+ bytes\)$/);
+    expect(server.requests).toHaveLength(2);
+  });
+});
+
+describe('bodies the client stops reading', () => {
+  it.each([
+    ['past the listing\'s bytes', { maxBytes: 1_000_000 }, { kind: 'permanent', details: { code: 'sync-limit' } }],
+    ['past the largest body', {}, { kind: 'retryable', details: { code: 'malformed-response', httpStatus: 200 } }],
+  ])('gives up an endless body %s and closes its connection', async (_name, limits, expected) => {
+    const connections = closedConnections();
+    const server = await hostile((req, res) => {
+      connections.track(req);
+      res.on('error', () => undefined);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const write = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on('drain', write);
+      write();
+    });
+    const err = await failure(client(server.url, { limits }).listAllUsers(QUERY));
+    expect(err).toMatchObject(expected);
+    await waitFor(() => connections.count() === 1, { timeoutMs: 3_000, description: 'the client to close the connection' });
+  });
+
+  it('times out a body that stops halfway, and closes its connection', async () => {
+    const connections = closedConnections();
+    const server = await hostile((req, res) => {
+      connections.track(req);
+      const body = pageJson(req, 100);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.write(body.subarray(0, body.length / 2));
+    });
+    const err = await failure(client(server.url, { timeoutMs: 200 }).listAllUsers(QUERY));
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'timeout', cause: 'no answer within 200 ms' } });
+    await waitFor(() => connections.count() === 1, { timeoutMs: 3_000, description: 'the client to close the connection' });
+  });
+});
+
+describe('network failures name no secret', () => {
+  it('a refused connection: its code only', async () => {
+    const closed = await startHostileEndpoint(() => undefined);
+    await closed.close();
+    const err = await failure(client(closed.url).listAllUsers(QUERY));
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'network', cause: 'ECONNREFUSED' } });
+    for (const text of textsOf(err)) {
+      for (const secret of ['signature=', 'access_key_id=', '/api/user?', CREDENTIALS.secretAccessKey]) expect(text).not.toContain(secret);
+    }
+  });
+
+  it('a connection reset halfway through the body: its code only, not the signature the request carried', async () => {
+    const server = await hostile((req, res) => {
+      const body = pageJson(req, 100);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.write(body.subarray(0, body.length / 2), () => req.socket.destroy());
+    });
+    const err = await failure(client(server.url).listAllUsers(QUERY));
+    expect(err).toMatchObject({ kind: 'retryable', details: { code: 'network', cause: 'ECONNRESET' } });
+    const signature = new URL(server.requests[0] ?? '/', 'http://x').searchParams.get('signature') ?? '';
+    expect(signature).not.toBe('');
+    for (const text of textsOf(err)) {
+      for (const secret of [signature, decodeURIComponent(signature), 'signature=', '/api/user?', CREDENTIALS.secretAccessKey]) expect(text).not.toContain(secret);
+    }
   });
 });
