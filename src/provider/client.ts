@@ -117,8 +117,11 @@ const MAX_PROVIDER_MESSAGE = 200;
 const NO_VALID_ANSWER = 'no valid ListUsers answer from the endpoint';
 // Every such failure is also retried alike (kindOfHttpStatus), so neither retries nor Stalled tell them apart.
 
-/** Sent with every attempt besides the signed URL; the provider may compress its JSON (see decoded). */
-const REQUEST_HEADERS = { accept: 'application/json', 'accept-encoding': 'gzip, deflate, br' } as const;
+/**
+ * Sent with every attempt besides the signed URL; the provider may compress its JSON (see
+ * decoded). A user-agent as node-fetch sent one: gateways may refuse a request without.
+ */
+const REQUEST_HEADERS = { accept: 'application/json', 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'hpc-user-operator' } as const;
 
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
 function createAgent(endpoint: string, caCert?: string): http.Agent {

@@ -195,7 +195,9 @@ describe('the request', () => {
     const listing = await client(`${server.url}/prefix/`).listAllUsers(QUERY);
     expect(listing).toMatchObject({ totalCount: 300, pages: 3, requests: 3 });
     expect(listing.rows.map((row) => row.username)).toEqual(Array.from({ length: 300 }, (_, i) => `u${i}`));
-    for (const headers of seen) expect(headers).toMatchObject({ accept: 'application/json', 'accept-encoding': 'gzip, deflate, br' });
+    for (const headers of seen) {
+      expect(headers).toMatchObject({ accept: 'application/json', 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'hpc-user-operator' });
+    }
     for (const url of server.requests) expect(url).toMatch(/^\/prefix\/api\/user\?access_key_id=TENANTKEYID&.*&signature=[^&]+$/);
   });
 
