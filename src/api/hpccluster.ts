@@ -258,6 +258,15 @@ export const hpcClusterStatusSchema = z
       .optional()
       .describe('sha256 (hex) of the users.json the operator last wrote to the -users ConfigMap; admission trusts only a ConfigMap that matches it.'),
     configMaps: z.array(z.string().describe('A ConfigMap name.')).optional().describe('Names of the ConfigMaps this resource writes.'),
+    configMapVersions: z
+      .object({
+        users: z.string().max(64).optional().describe('The resourceVersion of the -users ConfigMap.'),
+        nss: z.string().max(64).optional().describe('The resourceVersion of the -nss ConfigMap.'),
+      })
+      .optional()
+      .describe(
+        'The ConfigMaps as the operator last wrote them: at these versions their annotations describe their data, so a restarted operator need not read it.',
+      ),
     stalledOn: z
       .object({
         generation: z.number().int().min(0).describe('The metadata.generation the failure was met at.'),

@@ -1,17 +1,19 @@
-import type { KubernetesObject, V1ConfigMap, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
 import type { HpcClusterObject } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
-import { contentHashOf, USERS_JSON_KEY } from '../render/configmaps.js';
 import { syncRequestFieldEntries } from './sync-request.js';
 
 /**
  * The typed, slim forms the informer caches keep, each made once as the object arrives.
  * Every HpcCluster's two ConfigMaps are cached, and a users ConfigMap of 1,000 users has
- * some 3,000 keys; managedFields list every key again. The caches keep what the controller
- * reads and nothing else.
+ * some 3,000 keys, which is why those are watched as metadata only; managedFields list every
+ * field again. The caches keep what the controller reads and nothing else.
  */
 
-/** What the controller reads of one of its ConfigMaps. */
+/**
+ * What the controller reads of one of its ConfigMaps: metadata only, as the watch sends it
+ * (configmap-contents.ts says how the data is known without keeping it).
+ */
 export interface CachedConfigMap extends KubernetesObject {
   metadata: Pick<V1ObjectMeta, 'resourceVersion' | 'labels' | 'annotations'> & {
     name: string;
@@ -19,16 +21,12 @@ export interface CachedConfigMap extends KubernetesObject {
     /** Only the controller reference, if there is one: ownership is all that is read. */
     ownerReferences: V1OwnerReference[];
   };
-  /** contentHashOf the data it holds (drift, and whether a write is due). */
-  contentHash: string;
-  /** The users.json it holds: the last good list, for the diff and the removal guard. */
-  usersJson: string | undefined;
 }
 
-export function cachedConfigMap(cm: V1ConfigMap): CachedConfigMap {
+/** The cached form of a ConfigMap's metadata (PartialObjectMetadata, or a whole ConfigMap). */
+export function cachedConfigMap(cm: KubernetesObject): CachedConfigMap {
   const meta = cm.metadata ?? {};
   const controller = meta.ownerReferences?.find((ref) => ref.controller === true);
-  const data = cm.data ?? {};
   return {
     metadata: {
       name: meta.name ?? '',
@@ -38,8 +36,6 @@ export function cachedConfigMap(cm: V1ConfigMap): CachedConfigMap {
       ...(meta.annotations === undefined ? {} : { annotations: meta.annotations }),
       ownerReferences: controller === undefined ? [] : [controller],
     },
-    contentHash: contentHashOf(data),
-    usersJson: data[USERS_JSON_KEY],
   };
 }
 

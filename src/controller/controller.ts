@@ -29,6 +29,9 @@ export interface WatchedCache<T extends KubernetesObject> {
 /** Whether an added (`old` undefined) or updated object calls for a reconcile. Deletions always do. */
 export type Predicate<T> = (object: T, old: T | undefined) => boolean;
 
+/** A child's predicate may need to look further (read the child whole) before it can say. */
+export type ChildPredicate<T> = (object: T, old: T | undefined) => boolean | Promise<boolean>;
+
 /** Reconciles one primary object; `signal` aborts when its object is deleted or respecified, or on shutdown. */
 export type KeyReconciler = (key: ObjectKey, signal: AbortSignal) => Promise<ReconcileResult>;
 
@@ -53,6 +56,11 @@ export interface ControllerOptions<P> {
 export interface RunOptions<P> {
   /** How long to wait before reconciling a primary found when this replica starts leading. Default: none. */
   startupDelayMs?: (primary: P) => number;
+  /**
+   * Runs each time this replica starts leading, before the primaries found are queued: what
+   * startupDelayMs needs to know that the caches do not hold. A failure queues them at once.
+   */
+  prepareStartup?: () => Promise<void>;
 }
 
 /** What /healthz checks, taken at one moment. */
@@ -127,15 +135,27 @@ export class Controller<P extends KubernetesObject> {
   }
 
   /** Reconciles a child's controlling primary when the child is deleted, or added or updated as `predicate` says. */
-  owns<C extends KubernetesObject>(children: WatchedCache<C>, predicate: Predicate<C> = () => true): this {
+  owns<C extends KubernetesObject>(children: WatchedCache<C>, predicate: ChildPredicate<C> = () => true): this {
     this.caches.push(children);
     const ownerOf = (child: C) => controllerOwner(child, this.options.kind);
-    children.on('add', (child) => {
-      if (predicate(child, undefined)) this.enqueue(ownerOf(child));
-    });
-    children.on('update', (child, old) => {
-      if (predicate(child, old)) this.enqueue(ownerOf(child));
-    });
+    const weigh = (child: C, old: C | undefined): void => {
+      // Before this replica leads, start-up queues every primary anyway.
+      if (!this.leading) return;
+      const verdict = predicate(child, old);
+      if (verdict === true) this.enqueue(ownerOf(child));
+      else if (verdict !== false) {
+        // A predicate that could not say (its read failed) errs towards a reconcile.
+        verdict.then(
+          (yes) => yes && this.enqueue(ownerOf(child)),
+          (error: unknown) => {
+            this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), cache: children.name }, 'could not weigh a watch event: reconciling its owner');
+            this.enqueue(ownerOf(child));
+          },
+        );
+      }
+    };
+    children.on('add', (child) => weigh(child, undefined));
+    children.on('update', (child, old) => weigh(child, old));
     children.on('delete', (child) => this.enqueue(ownerOf(child)));
     return this;
   }
@@ -172,10 +192,10 @@ export class Controller<P extends KubernetesObject> {
    * what their events call for, once and as long as this replica leads. Resolves once the
    * caches are synced.
    */
-  async start(reconcile: KeyReconciler, { startupDelayMs = () => 0 }: RunOptions<P> = {}): Promise<void> {
+  async start(reconcile: KeyReconciler, run: RunOptions<P> = {}): Promise<void> {
     await Promise.all(this.caches.map((cache) => cache.start()));
     this.synced = true;
-    const lead = () => this.startLeading(reconcile, startupDelayMs);
+    const lead = () => void this.startLeading(reconcile, run);
     const elector = this.options.elector;
     if (elector === undefined) {
       lead();
@@ -215,15 +235,23 @@ export class Controller<P extends KubernetesObject> {
     return healthProblems(state, this.clock.now(), this.options.unwatchedLimitMs);
   }
 
-  private startLeading(reconcile: KeyReconciler, startupDelayMs: (primary: P) => number): void {
+  private async startLeading(reconcile: KeyReconciler, { startupDelayMs = () => 0, prepareStartup }: RunOptions<P>): Promise<void> {
     if (this.stopping !== undefined) return;
     this.leading = true;
     this.options.onLeadingChange?.(true);
     this.options.logger.info('leading: reconciling');
     this.queue.start((key, signal) => reconcile(parseKey(key), signal));
+    let prepared = true;
+    try {
+      await prepareStartup?.();
+    } catch (error) {
+      prepared = false;
+      this.options.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not prepare the start-up schedule: reconciling everything now');
+    }
+    if (!this.leading) return;
     for (const object of this.primary.list()) {
       const key = objectKey(object);
-      if (key !== undefined) this.queue.addAfter(keyOf(key), startupDelayMs(object));
+      if (key !== undefined) this.queue.addAfter(keyOf(key), prepared ? startupDelayMs(object) : 0);
     }
   }
 

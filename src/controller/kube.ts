@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { CoreV1Event, KubernetesObject, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject, type HpcClusterStatus } from '../api/hpccluster.js';
 import { PROVIDER_RATE_LIMIT_ANNOTATION } from '../budget/declared-rate.js';
-import type { ConfigMapManifest } from '../render/configmaps.js';
+import { USERS_JSON_KEY, type ConfigMapManifest } from '../render/configmaps.js';
+import { contentsOfData } from './configmap-contents.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
-import { isNotFound, MERGE_PATCH, type KubeClient } from '../kube/client.js';
+import { isNotFound, MERGE_PATCH, METADATA_ONLY, type KubeClient } from '../kube/client.js';
 import type { ObjectKey } from './object-key.js';
 import type { ConfigMapState, StatusPatch } from './plan.js';
 import type { KubePort } from './reconcile.js';
@@ -21,13 +22,11 @@ const MAX_EVENT_MESSAGE = 1024;
 
 const configMapPath = (namespace: string, name?: string): string => `/api/v1/namespaces/${namespace}/configmaps${name === undefined ? '' : `/${name}`}`;
 
-/** What the reconcile reads of a ConfigMap. */
+/** What the reconcile reads of a ConfigMap's metadata. */
 function configMapState(cm: CachedConfigMap): ConfigMapState {
   const meta = cm.metadata;
   return {
     resourceVersion: meta.resourceVersion,
-    dataHash: cm.contentHash,
-    usersJson: cm.usersJson,
     labels: meta.labels,
     annotations: meta.annotations,
     ownerReferences: meta.ownerReferences.map((ref) => ({ uid: ref.uid, controller: ref.controller === true, kind: ref.kind, name: ref.name })),
@@ -56,7 +55,10 @@ export class KubeApiPort implements KubePort {
 
   async readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
     try {
-      return configMapState(cachedConfigMap(await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name))));
+      const cm = await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name));
+      const data = cm.data ?? {};
+      const usersJson = data[USERS_JSON_KEY];
+      return { ...configMapState(cachedConfigMap(cm)), ...contentsOfData(data), ...(usersJson === undefined ? {} : { usersJson }) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -94,11 +96,12 @@ export class KubeApiPort implements KubePort {
     return { state: 'lent', data, resourceVersion, ...(providerRateLimit === undefined ? {} : { providerRateLimit }) };
   }
 
-  async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void> {
+  async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<string> {
     const { namespace, name } = manifest.metadata;
+    // The answer is the object written: its metadata (the version it got) is all that is read.
+    const written = (answer: KubernetesObject): string => answer.metadata?.resourceVersion ?? '';
     if (existing === undefined) {
-      await this.client.send('POST', configMapPath(namespace), { body: manifest });
-      return;
+      return written(await this.client.request<KubernetesObject>('POST', configMapPath(namespace), { body: manifest, accept: METADATA_ONLY }));
     }
     // Keep labels and annotations others added; the data is ours alone and is replaced whole.
     const body: V1ConfigMap = {
@@ -110,7 +113,7 @@ export class KubeApiPort implements KubePort {
         ...(existing.resourceVersion === undefined ? {} : { resourceVersion: existing.resourceVersion }),
       },
     };
-    await this.client.send('PUT', configMapPath(namespace, name), { body });
+    return written(await this.client.request<KubernetesObject>('PUT', configMapPath(namespace, name), { body, accept: METADATA_ONLY }));
   }
 
   async writeStatus(key: ObjectKey, status: StatusPatch, resourceVersion: string | undefined): Promise<void> {

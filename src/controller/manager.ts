@@ -1,7 +1,7 @@
-import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, nssConfigMapName, usersConfigMapName } from '../render/configmaps.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../render/configmaps.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
@@ -22,7 +22,7 @@ import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
 import { PodIdentityWebhook } from '../webhook/webhook.js';
-import { configMapNeedsSync, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
+import { hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
 
 export interface ManagerOptions {
   kube: KubeAccess;
@@ -58,7 +58,7 @@ const DEFAULT_UNWATCHED_LIMIT_MS = 180_000;
 export class Manager {
   private readonly controller: Controller<HpcClusterObject>;
   private readonly hpcClusters: ScopedInformers<HpcClusterObject>;
-  private readonly configMaps: ScopedInformers<V1ConfigMap, CachedConfigMap>;
+  private readonly configMaps: ScopedInformers<KubernetesObject, CachedConfigMap>;
   private readonly reconciler: HpcClusterReconciler;
   private readonly kube: KubeApiPort;
   private readonly webhook: PodIdentityWebhook | undefined;
@@ -84,13 +84,14 @@ export class Manager {
       transform: cachedHpcCluster,
       onRestart: onRestart(PLURAL),
     }));
-    this.configMaps = new ScopedInformers<V1ConfigMap, CachedConfigMap>({
+    // Metadata only: what their data holds is known without it (configmap-contents.ts).
+    this.configMaps = new ScopedInformers<KubernetesObject, CachedConfigMap>({
       ...common,
       resource: 'configmaps',
       apiPrefix: '/api/v1',
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-      // A users ConfigMap of 1,000 users is some 250 KB of JSON.
-      pageSize: 5,
+      accept: METADATA_ONLY_ACCEPT,
+      pageSize: 500,
       transform: cachedConfigMap,
       onRestart: onRestart('configmaps'),
     });
@@ -129,13 +130,21 @@ export class Manager {
     })
       .owns(this.configMaps, (cm) => {
         const owner = controllerOwner(cm, KIND);
-        return configMapNeedsSync(cm, reconciler.lastWritten(cm.metadata), owner === undefined ? undefined : hpcClusters.get(owner.namespace, owner.name));
+        return owner !== undefined && reconciler.configMapCallsForSync(cm, owner);
       })
       .watches(secrets, referencedSecrets);
     this.webhook =
       options.webhook === undefined
         ? undefined
-        : new PodIdentityWebhook({ ...options.webhook, hpcClusters, configMaps: this.configMaps, cachesSynced: () => this.controller.isReady(), metrics, logger });
+        : new PodIdentityWebhook({
+            ...options.webhook,
+            hpcClusters,
+            configMaps: this.configMaps,
+            readConfigMap: (key) => kube.readConfigMap(key),
+            cachesSynced: () => this.controller.isReady(),
+            metrics,
+            logger,
+          });
     hpcClusters.on('delete', (object) => {
       const key = objectKey(object);
       if (key === undefined) return;
@@ -167,6 +176,7 @@ export class Manager {
     // the delays are worked out for all of them when the first is asked for.
     let delays: Map<string, number> | undefined;
     await this.controller.start((key, signal) => this.reconciler.reconcile(key, signal), {
+      prepareStartup: () => this.reconciler.readUnvouched(this.cachedHpcClusters()),
       startupDelayMs: (object) => {
         delays ??= this.startupDelays();
         const key = objectKey(object);
@@ -183,13 +193,10 @@ export class Manager {
   private startupDelays(): Map<string, number> {
     const now = Date.now();
     const handledBefore = (this.requestsHandledBefore = requestsHandledBefore(this.elector?.previousLeaderRenewTime()));
-    const found = this.hpcClusters.list().map((object) => {
-      const key = objectKey(object) ?? { namespace: '', name: '' };
-      const configMap = (name: string) => this.kube.getConfigMap({ namespace: key.namespace, name });
-      // A pair left half-written (a crash between the writes) or a sync asked for while the operator was down: due now.
-      const upToDate =
-        configMapsInStep(object, { users: configMap(usersConfigMapName(key.name)), nss: configMap(nssConfigMapName(key.name)) }) && !syncRequestPending(object, handledBefore);
-      return { id: keyOf(key), ...startupStateOf(object, upToDate, now) };
+    const found = this.cachedHpcClusters().map((object) => {
+      // A pair left half-written (a crash between the writes), edited while the operator was down, or a sync asked for meanwhile: due now.
+      const upToDate = configMapsInStep(object, this.reconciler.knownConfigMaps(object)) && !syncRequestPending(object, handledBefore);
+      return { id: keyOf(object.metadata), ...startupStateOf(object, upToDate, now) };
     });
     const delays = startupDelays(found, Math.random);
     // One that was backing off from failures that may pass carries on backing off.
@@ -199,6 +206,14 @@ export class Manager {
       if (key !== undefined && left > 0) delays.set(keyOf(key), Math.max(left, delays.get(keyOf(key)) ?? 0));
     }
     return delays;
+  }
+
+  /** The cached HpcClusters, each with its key. */
+  private cachedHpcClusters(): (HpcClusterObject & { metadata: { namespace: string; name: string } })[] {
+    return this.hpcClusters.list().flatMap((object) => {
+      const key = objectKey(object);
+      return key === undefined ? [] : [{ ...object, metadata: { ...object.metadata, ...key } }];
+    });
   }
 
   /** SIGTERM: stop taking work, finish what is in flight (bounded), release the lease. */

@@ -3,7 +3,7 @@ import { parseDuration } from '../api/duration.js';
 import { validateSpec, type HpcClusterObject, type HpcClusterSpec, type HpcClusterStatus } from '../api/hpccluster.js';
 import { describeDiff, diffUsers, isEmptyDiff, removalExceedsLimit } from '../domain/diff.js';
 import type { SyncFailure } from '../domain/failure.js';
-import { trustedUsersJson } from '../domain/trusted-users.js';
+import { usersTrusted } from '../domain/trusted-users.js';
 import type { SkippedUser } from '../domain/user.js';
 import {
   CLUSTER_LABEL,
@@ -15,18 +15,18 @@ import {
   nssConfigMapName,
   parseUsersJson,
   SYNC_ID_ANNOTATION,
-  USERS_JSON_KEY,
   usersConfigMapName,
   type ConfigMapManifest,
 } from '../render/configmaps.js';
-import type { ListResult, ProviderCredentials, ProviderTarget } from '../provider/user-source.js';
+import type { ListResult, ProviderCredentials, ProviderTarget, UserListing } from '../provider/user-source.js';
 import { backoffDelayMs, type BackoffPolicy } from '../runtime/backoff.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 import type { ReconcileResult } from './queue.js';
 import { nextStatus, readyCondition, statusWriteDue, type SyncOutcome } from './status.js';
 import { SYNC_REQUESTED_ANNOTATION, syncRequestPending } from './sync-request.js';
-import { credentialsFromSecret, desiredUsers, providerTarget, type SecretRead } from './sync.js';
+import { credentialsFromSecret, desiredUsers, providerTarget, type DesiredUsers, type SecretRead } from './sync.js';
+import type { ConfigMapRole } from './configmap-contents.js';
 
 /**
  * The reconcile of one HpcCluster as pure decisions ("decide, then act"): from the object,
@@ -41,11 +41,14 @@ import { credentialsFromSecret, desiredUsers, providerTarget, type SecretRead } 
 const MAX_NAME_LENGTH = 63;
 const DEFAULT_INTERVAL_MS = 600_000;
 
-/** What the reconcile reads of an existing ConfigMap. */
+/** What the reconcile reads of an existing ConfigMap (its data is known without being kept: configmap-contents.ts). */
 export interface ConfigMapState {
   resourceVersion?: string;
-  /** contentHashOf the data it holds. */
+  /** contentHashOf the data it holds; undefined when not known. */
   dataHash?: string;
+  /** sha256 hex of its users.json, when known. */
+  usersDigest?: string;
+  /** Its users.json, only when it was read whole. */
   usersJson?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -135,6 +138,8 @@ export interface Plan {
   listed?: { users: number; pages: number; requests: number };
   /** Set when the users were synced. */
   synced?: { users: number; pages: number };
+  /** The status after this reconcile, written or not: recordWrittenVersions may make a write due. */
+  next?: HpcClusterStatus;
 }
 
 /** spec.syncInterval in ms: when a conflict, which no sync mends, is looked at again. */
@@ -179,7 +184,7 @@ export function configMapsInStep(object: Pick<HpcClusterObject, 'metadata' | 'st
   const whole = [configMaps.users, configMaps.nss].every(
     (cm) => cm?.dataHash !== undefined && cm.dataHash === cm.annotations?.[CONTENT_HASH_ANNOTATION] && cm.annotations[SYNC_ID_ANNOTATION] === digest,
   );
-  return whole && trustedUsersJson({ uid: object.metadata.uid, usersDigest: digest }, configMaps.users) !== undefined;
+  return whole && usersTrusted({ uid: object.metadata.uid, usersDigest: digest }, configMaps.users);
 }
 
 /** Same inputs: the same generation and request, and the same Secret data, or (a memo from status) the same Secret version. */
@@ -305,6 +310,7 @@ function settle(
   return {
     configMapWrites: extra.configMapWrites ?? [],
     status: statusWriteDue(previous, next, now) ? next : undefined,
+    next,
     events: [...events, ...(extra.events ?? [])],
     result,
     memo: extra.memo,
@@ -396,31 +402,48 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
   return { request: { spec, target: providerTarget(spec), credentials } };
 }
 
+/** The provider's answer, with a listing's users selected and rendered (desiredUsers). */
+export type RenderedAnswer = { failure: SyncFailure } | { listing: UserListing; desired: DesiredUsers };
+
+export function renderAnswer(input: Pick<PlanInput, 'object'>, request: ListingRequest, answer: ListResult): RenderedAnswer {
+  return 'failure' in answer ? answer : { listing: answer.listing, desired: desiredUsers(input.object.metadata.name, request.spec, answer.listing) };
+}
+
+/**
+ * Whether planSync needs the users.json of `-users` read first: the list changed from the one
+ * it holds (which the diff and the removal guard compare with), and its text was not read.
+ */
+export function previousUsersUnread(input: PlanInput, answer: RenderedAnswer): boolean {
+  if ('failure' in answer || answer.desired.sizeProblem !== undefined) return false;
+  const cm = input.configMaps.users;
+  const owner = { uid: input.object.metadata.uid, usersDigest: input.object.status?.usersDigest };
+  return cm?.usersJson === undefined && usersTrusted(owner, cm) && cm?.usersDigest !== answer.desired.rendered[0]?.syncId;
+}
+
 /** The second step: what the provider's answer comes to; `schedule` is the key budget's word on the next sync. */
-export function planSync(input: PlanInput, request: ListingRequest, answer: ListResult, schedule: SyncSchedule): Plan {
+export function planSync(input: PlanInput, request: ListingRequest, answer: RenderedAnswer, schedule: SyncSchedule): Plan {
   if ('failure' in answer) return fail(input, answer.failure, { schedule });
   const { object, configMaps } = input;
   const { spec } = request;
   const { name, namespace } = object.metadata;
-  const listing = answer.listing;
+  const { listing, desired } = answer;
   const listed = { pages: listing.pages, requests: listing.requests };
   const periodic = schedule.nextSyncMs;
-  const desired = desiredUsers(name, spec, listing);
   const { users, skipped } = desired;
   const withListing = (plan: Plan): Plan => ({ ...plan, listed: { ...listed, users: users.length } });
 
   if (desired.sizeProblem !== undefined) {
     return withListing(fail(input, { reason: 'ConfigMapTooLarge', message: desired.sizeProblem, retry: { afterMs: periodic } }, { skipped, schedule }));
   }
-  // The last good list: the users.json we wrote, or status when the ConfigMap was deleted or altered.
-  const owner = { uid: object.metadata.uid, usersDigest: object.status?.usersDigest };
-  const trusted = trustedUsersJson(owner, configMaps.users);
+  // The last good list: the users.json we wrote (read first when it changed: previousUsersUnread),
+  // or status when the ConfigMap was deleted or altered.
+  const trusted = usersTrusted({ uid: object.metadata.uid, usersDigest: object.status?.usersDigest }, configMaps.users);
   const [usersConfigMap] = desired.rendered;
-  // The same text is the same list: an unchanged sync parses nothing.
+  // The same digest is the same list: an unchanged sync parses nothing.
   const previousUsers =
-    trusted !== undefined && trusted === usersConfigMap?.data[USERS_JSON_KEY]
+    trusted && configMaps.users?.usersDigest === usersConfigMap?.syncId
       ? users
-      : (parseUsersJson(trusted) ?? (object.status?.usersTruncated === false ? object.status.users : undefined));
+      : ((trusted ? parseUsersJson(configMaps.users?.usersJson) : undefined) ?? (object.status?.usersTruncated === false ? object.status.users : undefined));
   const diff = diffUsers(previousUsers ?? [], users);
   if (previousUsers !== undefined && removalExceedsLimit(previousUsers.length, diff.removed.length, spec.maxUserRemovalPercent)) {
     const message = `the sync would remove ${diff.removed.length} of ${previousUsers.length} users, more than maxUserRemovalPercent ${spec.maxUserRemovalPercent}%; raise spec.maxUserRemovalPercent to accept it`;
@@ -443,4 +466,16 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: List
   const outcome: SyncOutcome = { reason: 'Synced', users, skipped, ...(usersConfigMap === undefined ? {} : { usersDigest: usersConfigMap.syncId }) };
   const plan = settle(input, outcome, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
   return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
+}
+
+/**
+ * The plan with the versions its ConfigMaps are known at recorded in status
+ * (status.configMapVersions): those it wrote, and those it found unedited
+ * (versionsWorthRecording), so that a restart believes their annotations without reading
+ * their data. A new version alone (a repair, another's label) makes a status write due.
+ */
+export function recordConfigMapVersions(plan: Plan, previous: HpcClusterStatus | undefined, versions: Partial<Record<ConfigMapRole, string>>, now: Date): Plan {
+  if (plan.next === undefined || Object.keys(versions).length === 0) return plan;
+  const next = { ...plan.next, configMapVersions: { ...plan.next.configMapVersions, ...versions } };
+  return { ...plan, next, status: statusWriteDue(previous, next, now) ? next : undefined };
 }

@@ -4,13 +4,14 @@ import { formatDuration, parseDuration } from '../api/duration.js';
 import { declaredRateOf } from '../budget/declared-rate.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { syncKindOf } from '../budget/sync-kind.js';
-import { CONTENT_HASH_ANNOTATION, nssConfigMapName, SYNC_ID_ANNOTATION, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
+import { nssConfigMapName, SYNC_ID_ANNOTATION, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
 import { accessKeyIdentity } from '../provider/key-identity.js';
 import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { KubeApiError } from '../kube/client.js';
-import { trustedUsersJson } from '../domain/trusted-users.js';
+import { usersTrusted } from '../domain/trusted-users.js';
+import { concurrencyLimit } from '../runtime/limit.js';
 import {
   configMapsInStep,
   credentialsSecretOf,
@@ -19,7 +20,10 @@ import {
   planListing,
   planSync,
   planWriteRefused,
+  previousUsersUnread,
+  recordConfigMapVersions,
   rememberedFailure,
+  renderAnswer,
   statusPatch,
   type ConfigMapState,
   type FailureMemo,
@@ -34,7 +38,8 @@ import { readyCondition } from './status.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
 import type { SecretRead } from './sync.js';
-import type { WrittenConfigMap } from './triggers.js';
+import { ConfigMapLedger, contentsClaimed, contentsInOrder, roleOf, versionsWorthRecording, vouchedContents, type ConfigMapRole } from './configmap-contents.js';
+import type { CachedConfigMap } from './cached-objects.js';
 
 /**
  * One reconcile of one HpcCluster: the controller's single entry per object, like
@@ -46,16 +51,16 @@ import type { WrittenConfigMap } from './triggers.js';
 /** The Kubernetes side, as this reconcile needs it (reads from caches where they exist). */
 export interface KubePort {
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined;
-  /** From the cache, which holds only ConfigMaps labelled as the operator's. */
+  /** From the cache, which holds only ConfigMaps labelled as the operator's, and only their metadata. */
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
-  /** From the apiserver: any ConfigMap, labelled or not; undefined when it does not exist. */
+  /** From the apiserver, whole (contents and users.json): any ConfigMap, labelled or not; undefined when it does not exist. */
   readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined>;
   /** From the apiserver: the whole status, users included, which the cache leaves out. */
   readHpcClusterStatus(key: ObjectKey): Promise<HpcClusterStatus | undefined>;
   /** The data of a Secret lent to the operator; the data of any other Secret is never read. */
   readSecret(key: ObjectKey): Promise<SecretRead>;
-  /** Create, or replace at `resourceVersion` (a stale one fails with a conflict). */
-  writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<void>;
+  /** Create, or replace at `resourceVersion` (a stale one fails with a conflict); resolves with the version written. */
+  writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<string>;
   /**
    * A JSON merge patch of the status subresource (null removes a field), made against the
    * object at `resourceVersion`: the patch holds only what changed since that version, so a
@@ -105,17 +110,81 @@ export class HpcClusterReconciler {
   private readonly memos = new Map<string, FailureMemo>();
   /** What each resource's last sync in this process was computed from: tells periodic syncs from asked-for ones. */
   private readonly lastSyncs = new Map<string, ReturnType<typeof memoOf>>();
-  /** What this process last wrote to each ConfigMap, by its key: its own writes' events call for no sync. */
-  private readonly written = new Map<string, WrittenConfigMap>();
+  /** What the ConfigMaps hold at the versions this process wrote or read (configmap-contents.ts). */
+  private readonly contents = new ConfigMapLedger();
+  /** Whole ConfigMaps read to check a watch event: after a restart that may be every one of them. */
+  private readonly checkLimit = concurrencyLimit(4);
   private readonly now: () => Date;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
   }
 
-  /** What this process last wrote (or was about to write) to a ConfigMap, if it wrote it since it started. */
-  lastWritten(key: ObjectKey): WrittenConfigMap | undefined {
-    return this.written.get(keyOf(key));
+  /**
+   * Whether an added or updated ConfigMap of HpcCluster `owner` calls for a sync of it. At a
+   * version whose contents are vouched for, no: its own writes never feed back. A version that
+   * may be its write in flight waits for that write's answer. Any other version (another
+   * writer's, or one unknown since a restart) is read whole and checked (contentsInOrder).
+   */
+  configMapCallsForSync(cm: CachedConfigMap, owner: ObjectKey): boolean | Promise<boolean> {
+    const { metadata } = cm;
+    const role = roleOf(metadata.name, owner.name);
+    if (role === undefined) return false;
+    const key = { namespace: metadata.namespace, name: metadata.name };
+    const status = this.deps.kube.getHpcCluster(owner)?.status;
+    if (vouchedContents(metadata, role, this.contents.at(key, metadata.resourceVersion), status) !== undefined) return false;
+    const write = this.contents.inFlight(key, metadata);
+    if (write === undefined) return this.checkConfigMap(key, role, owner);
+    return write.answer.then((written) =>
+      metadata.resourceVersion === written || metadata.resourceVersion === write.replacing ? false : this.checkConfigMap(key, role, owner),
+    );
+  }
+
+  /** Reads a ConfigMap whole and says whether it calls for a sync of its owner. */
+  private checkConfigMap(key: ObjectKey, role: ConfigMapRole, owner: ObjectKey): Promise<boolean> {
+    return this.checkLimit(async () => {
+      const read = await this.read(key);
+      if (read?.dataHash === undefined) return true;
+      return !contentsInOrder(read.annotations, { dataHash: read.dataHash, usersDigest: read.usersDigest }, role, this.deps.kube.getHpcCluster(owner));
+    });
+  }
+
+  /** A cached ConfigMap, with what it holds when that is vouched for (configmap-contents.ts). */
+  private known(key: ObjectKey, role: ConfigMapRole, status: HpcClusterStatus | undefined): ConfigMapState | undefined {
+    const cached = this.deps.kube.getConfigMap(key);
+    const contents = cached === undefined ? undefined : vouchedContents(cached, role, this.contents.at(key, cached.resourceVersion), status);
+    return contents === undefined ? cached : { ...cached, ...contents };
+  }
+
+  /** An HpcCluster's ConfigMaps as far as they are known without reading them. */
+  knownConfigMaps(object: HpcClusterObject & { metadata: ObjectKey }): PlanInput['configMaps'] {
+    const { namespace, name } = object.metadata;
+    return {
+      users: this.known({ namespace, name: usersConfigMapName(name) }, 'users', object.status),
+      nss: this.known({ namespace, name: nssConfigMapName(name) }, 'nss', object.status),
+    };
+  }
+
+  /**
+   * Reads whole the cached ConfigMaps of `objects` that nothing vouches for (written while the
+   * operator was down, or by an operator that recorded no versions yet), a few at a time, so
+   * that knownConfigMaps can tell which are in step.
+   */
+  async readUnvouched(objects: (HpcClusterObject & { metadata: ObjectKey })[]): Promise<void> {
+    const reads = objects.flatMap((object) => {
+      const { namespace, name } = object.metadata;
+      return Object.entries(this.knownConfigMaps(object))
+        .filter(([, cm]) => cm !== undefined && cm.dataHash === undefined)
+        .map(([role]) => this.checkLimit(() => this.read({ namespace, name: role === 'users' ? usersConfigMapName(name) : nssConfigMapName(name) })));
+    });
+    await Promise.all(reads);
+  }
+
+  /** A ConfigMap read whole; what it holds at that version is remembered. */
+  private async read(key: ObjectKey): Promise<ConfigMapState | undefined> {
+    const read = await this.deps.kube.readConfigMap(key);
+    if (read?.dataHash !== undefined) this.contents.read(key, read.resourceVersion, { dataHash: read.dataHash, usersDigest: read.usersDigest });
+    return read;
   }
 
   /**
@@ -155,22 +224,24 @@ export class HpcClusterReconciler {
     if (object === undefined) {
       this.memos.delete(id);
       this.lastSyncs.delete(id);
-      for (const name of [usersConfigMapName(key.name), nssConfigMapName(key.name)]) this.written.delete(keyOf({ namespace: key.namespace, name }));
+      for (const name of [usersConfigMapName(key.name), nssConfigMapName(key.name)]) this.contents.forget({ namespace: key.namespace, name });
       this.deps.budget.forget(id);
       return undefined;
     }
     const secretName = credentialsSecretOf(object);
-    // A name the cache does not hold may still be taken by a ConfigMap without our labels: a
-    // reconcile that may sync looks it up, so that it never creates over (or adopts) another's.
-    const configMap = async (name: string): Promise<ConfigMapState | undefined> => {
+    // A reconcile that may sync knows what its ConfigMaps hold, reading those it cannot vouch
+    // for; and a name the cache does not hold may still be taken by a ConfigMap without our
+    // labels, which it looks up, so that it never creates over (or adopts) another's.
+    const configMap = async (name: string, role: ConfigMapRole): Promise<ConfigMapState | undefined> => {
       const cmKey = { namespace: key.namespace, name };
-      return kube.getConfigMap(cmKey) ?? (secretName === undefined ? undefined : await kube.readConfigMap(cmKey));
+      const known = this.known(cmKey, role, object.status);
+      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey);
     };
     // Read side by side: on a first sync these are three round trips to the apiserver.
     const [secret, users, nss] = await Promise.all([
       secretName === undefined ? undefined : kube.readSecret({ namespace: key.namespace, name: secretName }),
-      configMap(usersConfigMapName(key.name)),
-      configMap(nssConfigMapName(key.name)),
+      configMap(usersConfigMapName(key.name), 'users'),
+      configMap(nssConfigMapName(key.name), 'nss'),
     ]);
     const input: PlanInput = {
       object: { ...object, metadata: { ...object.metadata, ...key } },
@@ -182,8 +253,9 @@ export class HpcClusterReconciler {
     };
     const first = planListing(input);
     const planned = 'plan' in first ? first.plan : await this.budgetedSync(id, await this.withStatusUsers(key, input), first.request, signal);
-    const refusal = await this.writeConfigMaps(planned, signal);
-    const plan = refusal === undefined ? planned : planWriteRefused(input, planned, refusal);
+    const { refusal, versions } = await this.writeConfigMaps(key, planned, signal);
+    const known = versionsWorthRecording(input.configMaps, object.metadata.uid);
+    const plan = recordConfigMapVersions(refusal === undefined ? planned : planWriteRefused(input, planned, refusal), object.status, { ...known, ...versions }, input.now);
     if (plan.memo === undefined) this.memos.delete(id);
     else this.memos.set(id, plan.memo);
     // A resource that does not sync periodically (invalid, suspended, stalled) takes no share of its key's budget.
@@ -199,29 +271,40 @@ export class HpcClusterReconciler {
   private async withStatusUsers(key: ObjectKey, input: PlanInput): Promise<PlanInput> {
     const status = input.object.status;
     if (status?.usersTruncated !== false || status.users !== undefined) return input;
-    if (trustedUsersJson({ uid: input.object.metadata.uid, usersDigest: status.usersDigest }, input.configMaps.users) !== undefined) return input;
+    if (usersTrusted({ uid: input.object.metadata.uid, usersDigest: status.usersDigest }, input.configMaps.users)) return input;
     const read = await this.deps.kube.readHpcClusterStatus(key);
     // Only the users of the list this status vouches for.
     if (read?.users === undefined || read.usersDigest !== status.usersDigest) return input;
     return { ...input, object: { ...input.object, status: { ...status, users: read.users } } };
   }
 
-  /** Writes the plan's ConfigMaps in order; stops at the first the apiserver refuses, and says why. */
-  private async writeConfigMaps(plan: Plan, signal: AbortSignal): Promise<string | undefined> {
+  /**
+   * Writes the plan's ConfigMaps in order; stops at the first the apiserver refuses, and says
+   * why. Returns the versions written, for status.
+   */
+  private async writeConfigMaps(owner: ObjectKey, plan: Plan, signal: AbortSignal): Promise<{ refusal: string | undefined; versions: Partial<Record<ConfigMapRole, string>> }> {
+    const versions: Partial<Record<ConfigMapRole, string>> = {};
     for (const { manifest, existing } of plan.configMapWrites) {
       signal.throwIfAborted();
+      const key = { namespace: manifest.metadata.namespace, name: manifest.metadata.name };
+      const role = roleOf(key.name, owner.name);
       const { annotations } = manifest.metadata;
+      const contents = role === undefined ? undefined : contentsClaimed(annotations, role);
       // Recorded first: the watch event of the write may arrive before its answer.
-      this.written.set(keyOf(manifest.metadata), { contentHash: annotations[CONTENT_HASH_ANNOTATION] ?? '', syncId: annotations[SYNC_ID_ANNOTATION] });
+      if (contents !== undefined) this.contents.writing(key, contents, annotations[SYNC_ID_ANNOTATION], existing?.resourceVersion);
+      let written: string | undefined;
       try {
-        await this.deps.kube.writeConfigMap(manifest, existing);
+        written = await this.deps.kube.writeConfigMap(manifest, existing);
       } catch (err) {
         const refusal = writeRefusal(err, manifest.metadata.name);
         if (refusal === undefined) throw err;
-        return refusal;
+        return { refusal, versions };
+      } finally {
+        this.contents.written(key, written);
       }
+      if (role !== undefined) versions[role] = written;
     }
-    return undefined;
+    return { refusal: undefined, versions };
   }
 
   /**
@@ -265,7 +348,10 @@ export class HpcClusterReconciler {
       const message = `${answer.failure.message}; every resource on access key ${accessKey.short} waits until ${formatTimestamp(new Date(until))}`;
       answer = { failure: { ...answer.failure, message, retry: { afterMs: Math.max(1, until - this.now().getTime()) } } };
     }
-    return planSync(input, request, answer, this.scheduleOf(id, intervalMs, declared.problem));
+    const rendered = renderAnswer(input, request, answer);
+    // The list changed: the diff and the removal guard need the one -users holds.
+    const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace: input.object.metadata.namespace, name: usersConfigMapName(input.object.metadata.name) }) } } : input;
+    return planSync(compared, request, rendered, this.scheduleOf(id, intervalMs, declared.problem));
   }
 
   /** The budget's word on a tracked resource: its next slot, its interval when stretched, and what is wrong with its Secret's declared rate. */

@@ -20,13 +20,20 @@ export interface UsersOwner {
 
 export interface UsersConfigMapView {
   ownerReferences?: readonly { uid: string; controller?: boolean }[];
-  usersJson?: string;
+  /** sha256 hex of the users.json it holds, when known (its text need not be at hand). */
+  usersDigest?: string;
+}
+
+/** Whether the ConfigMap is the owner's own and holds the users.json status vouches for. */
+export function usersTrusted(owner: UsersOwner, cm: UsersConfigMapView | undefined): boolean {
+  if (cm?.usersDigest === undefined || owner.uid === undefined || owner.usersDigest === undefined) return false;
+  const controlled = cm.ownerReferences?.some((ref) => ref.controller === true && ref.uid === owner.uid) === true;
+  return controlled && cm.usersDigest === owner.usersDigest;
 }
 
 /** The users.json text when the ConfigMap is the owner's own and unaltered, else undefined. */
-export function trustedUsersJson(owner: UsersOwner, cm: UsersConfigMapView | undefined): string | undefined {
+export function trustedUsersJson(owner: UsersOwner, cm: (Pick<UsersConfigMapView, 'ownerReferences'> & { usersJson?: string }) | undefined): string | undefined {
   const text = cm?.usersJson;
-  if (text === undefined || owner.uid === undefined || owner.usersDigest === undefined) return undefined;
-  const controlled = cm?.ownerReferences?.some((ref) => ref.controller === true && ref.uid === owner.uid) === true;
-  return controlled && usersDigestOf(text) === owner.usersDigest ? text : undefined;
+  if (text === undefined || owner.usersDigest === undefined) return undefined;
+  return usersTrusted(owner, { ...(cm?.ownerReferences === undefined ? {} : { ownerReferences: cm.ownerReferences }), usersDigest: usersDigestOf(text) }) ? text : undefined;
 }

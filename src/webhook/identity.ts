@@ -1,12 +1,14 @@
 import type { HpcClusterObject, HpcClusterSpec } from '../api/hpccluster.js';
-import { trustedUsersJson } from '../domain/trusted-users.js';
-import { parseUsersJson } from '../render/configmaps.js';
+import { usersTrusted } from '../domain/trusted-users.js';
+import { parseUsersJson, SYNC_ID_ANNOTATION } from '../render/configmaps.js';
 import type { CachedConfigMap } from '../controller/cached-objects.js';
+import type { ConfigMapState } from '../controller/plan.js';
 
 /**
  * Who a pod may run as: the claim (HpcCluster label + user annotation) resolved against the
  * operator's caches. Only data tenants cannot write decides the answer: the HpcCluster's
- * status (its usersDigest and skipped rows) and a -users ConfigMap that matches that digest.
+ * status (its usersDigest and skipped rows) and a users.json, read from its -users ConfigMap,
+ * that matches that digest.
  */
 
 export type HomeVolume = NonNullable<NonNullable<HpcClusterSpec['podIdentity']>['home']>;
@@ -26,12 +28,14 @@ export interface PodIdentity {
 
 export type Resolution = { ok: true; identity: PodIdentity } | { ok: false; message: string; retry?: boolean };
 
-/** What resolving reads: the cached HpcCluster and its cached -users ConfigMap. */
+/** What resolving reads: the cached HpcCluster and its cached -users ConfigMap (metadata only). */
 export interface ClaimSources {
   hpcCluster: HpcClusterObject | undefined;
-  /** As the cache holds it (the cache replaces objects, never mutates them). */
   usersConfigMap: CachedConfigMap | undefined;
 }
+
+/** Reads a ConfigMap whole from the apiserver (the cache holds metadata only). */
+export type ConfigMapReader = (key: { namespace: string; name: string }) => Promise<ConfigMapState | undefined>;
 
 /** What admission reads of a user, and no more: an index is held for every HpcCluster cached. */
 interface IndexedUser {
@@ -43,16 +47,13 @@ interface IndexedUser {
 type UserIndex = Map<string, IndexedUser>;
 
 /**
- * Resolves claims, remembering each HpcCluster's parsed user list by the digest it was
- * checked against, so an admission costs a map lookup, not a parse or a hash of users.json.
- * The check itself is memoised per cached ConfigMap object: the caches replace, never mutate.
- * `prepare` does the check and the parse as the objects arrive in the caches, so that no
- * admission pays for them (the first claim of each HpcCluster did, and with many HpcClusters
- * that was the slow tail).
+ * Resolves claims from each HpcCluster's user list, indexed by the digest its users.json was
+ * checked against, so an admission costs a map lookup. `prepare` reads, checks and indexes the
+ * list as the objects arrive in the caches, so that no admission waits for it; a claim is
+ * answered from the index of the digest status names now, and from nothing else.
  */
 export class IdentityResolver {
   private readonly indexes = new Map<string, { usersDigest: string; index: UserIndex }>();
-  private readonly verified = new WeakMap<CachedConfigMap, { owner: string; usersDigest: string; usersJson: string | undefined }>();
 
   resolve(namespace: string, clusterName: string, username: string, sources: ClaimSources): Resolution {
     const { hpcCluster } = sources;
@@ -71,7 +72,9 @@ export class IdentityResolver {
     if (usersConfigMap === undefined) {
       return { ok: false, retry: true, message: `ConfigMap ${clusterName}-users of ${named} is missing (the operator recreates it): retry shortly` };
     }
-    const index = this.index(`${namespace}/${clusterName}`, hpcCluster, usersDigest, usersConfigMap);
+    const owned = usersConfigMap.metadata.ownerReferences.some((ref) => ref.controller === true && ref.uid === hpcCluster.metadata.uid);
+    const known = this.indexes.get(`${namespace}/${clusterName}`);
+    const index = owned && known?.usersDigest === usersDigest ? known.index : undefined;
     if (index === undefined) {
       return {
         ok: false,
@@ -106,40 +109,28 @@ export class IdentityResolver {
   }
 
   /**
-   * Checks and indexes an HpcCluster's user list ahead of any claim. True when the index of its
-   * current usersDigest is held; false while the sources cannot be trusted (not synced yet, or
-   * the ConfigMap not yet the one the digest names): a claim then checks again.
+   * Reads, checks and indexes an HpcCluster's user list ahead of any claim. True when the index
+   * of its current usersDigest is held; false while the sources cannot be trusted (not synced
+   * yet, or the ConfigMap not yet the one the digest names): a later event prepares again.
    */
-  prepare(namespace: string, clusterName: string, sources: ClaimSources): boolean {
-    const usersDigest = sources.hpcCluster?.status?.usersDigest;
-    if (sources.hpcCluster === undefined || usersDigest === undefined || sources.usersConfigMap === undefined) return false;
-    return this.index(`${namespace}/${clusterName}`, sources.hpcCluster, usersDigest, sources.usersConfigMap) !== undefined;
+  async prepare(namespace: string, clusterName: string, sources: ClaimSources, read: ConfigMapReader): Promise<boolean> {
+    const { hpcCluster, usersConfigMap } = sources;
+    const usersDigest = hpcCluster?.status?.usersDigest;
+    if (hpcCluster === undefined || usersDigest === undefined || usersConfigMap === undefined) return false;
+    const key = `${namespace}/${clusterName}`;
+    if (this.indexes.get(key)?.usersDigest === usersDigest) return true;
+    // Its sync id says whether this version can be the one status names: no read before it is.
+    if (usersConfigMap.metadata.annotations?.[SYNC_ID_ANNOTATION] !== usersDigest) return false;
+    const cm = await read({ namespace, name: usersConfigMap.metadata.name });
+    if (!usersTrusted({ uid: hpcCluster.metadata.uid, usersDigest }, cm)) return false;
+    const users = parseUsersJson(cm?.usersJson);
+    if (users === undefined) return false;
+    this.indexes.set(key, { usersDigest, index: new Map(users.map((u) => [u.username, { uid: u.uid, gid: u.gid, home: u.nasMountPoint }])) });
+    return true;
   }
 
   /** Drops what is remembered of a deleted HpcCluster. */
   forget(namespace: string, clusterName: string): void {
     this.indexes.delete(`${namespace}/${clusterName}`);
-  }
-
-  private index(key: string, hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap): UserIndex | undefined {
-    const usersJson = this.trusted(hpcCluster, usersDigest, cm);
-    if (usersJson === undefined) return undefined;
-    const known = this.indexes.get(key);
-    if (known?.usersDigest === usersDigest) return known.index;
-    const users = parseUsersJson(usersJson);
-    if (users === undefined) return undefined;
-    const index: UserIndex = new Map(users.map((u) => [u.username, { uid: u.uid, gid: u.gid, home: u.nasMountPoint }]));
-    this.indexes.set(key, { usersDigest, index });
-    return index;
-  }
-
-  /** The ConfigMap's users.json when trusted (see domain/trusted-users.ts), else undefined. */
-  private trusted(hpcCluster: HpcClusterObject, usersDigest: string, cm: CachedConfigMap): string | undefined {
-    const owner = hpcCluster.metadata.uid ?? '';
-    const memo = this.verified.get(cm);
-    if (memo?.owner === owner && memo.usersDigest === usersDigest) return memo.usersJson;
-    const usersJson = trustedUsersJson({ uid: owner, usersDigest }, { ownerReferences: cm.metadata.ownerReferences, usersJson: cm.usersJson });
-    this.verified.set(cm, { owner, usersDigest, usersJson });
-    return usersJson;
   }
 }

@@ -8,13 +8,14 @@ import type { AdmissionResult, OperatorMetrics } from '../controller/metrics.js'
 import { usersConfigMapName } from '../render/configmaps.js';
 import { review, type AdmissionReview } from './admission.js';
 import type { CertificateKeeper } from './certificate-keeper.js';
-import { IdentityResolver, type ClaimSources } from './identity.js';
+import { IdentityResolver, type ClaimSources, type ConfigMapReader } from './identity.js';
+import { concurrencyLimit } from '../runtime/limit.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
 
 /**
  * The pod identity webhook as the operator process runs it: on every replica, leader or not,
  * answering from the same caches the controller reads (HpcClusters, and the operator's own
- * ConfigMaps), over the certificate the keeper maintains. Each HpcCluster's user list is
+ * ConfigMaps), over the certificate the keeper maintains. Each HpcCluster's user list is read,
  * checked and indexed as the caches receive it, not when a pod first claims one of its users.
  */
 
@@ -25,6 +26,8 @@ export interface PodIdentityWebhookOptions {
   addr: string;
   hpcClusters: Watched<HpcClusterObject>;
   configMaps: Watched<CachedConfigMap>;
+  /** The cache holds the ConfigMaps' metadata only: a user list is read whole when it changes. */
+  readConfigMap: ConfigMapReader;
   /** True once the caches hold a complete list: before that nothing is vouched for. */
   cachesSynced: () => boolean;
   certificates: CertificateKeeper;
@@ -43,6 +46,8 @@ export class PodIdentityWebhook {
   private server: WebhookServer | undefined;
   /** HpcClusters (namespace/name) whose index is to be prepared, coalescing bursts of events. */
   private readonly toPrepare = new Set<string>();
+  /** User lists read at once: at start-up, every HpcCluster's. */
+  private readonly readLimit = concurrencyLimit(4);
 
   constructor(private readonly options: PodIdentityWebhookOptions) {
     const { hpcClusters, configMaps } = options;
@@ -91,17 +96,21 @@ export class PodIdentityWebhook {
   }
 
   /**
-   * Prepares an HpcCluster's index on a later turn of the event loop: an informer delivers a
-   * whole list at once, and admissions waiting on the socket get their turn in between.
+   * Prepares an HpcCluster's index a few at a time, each from the caches as they are when its
+   * turn comes: an informer delivers a whole list at once, and events of one HpcCluster come
+   * in bursts (its ConfigMap, then its status).
    */
   private schedulePrepare(namespace: string | undefined, name: string | undefined): void {
     if (namespace === undefined || name === undefined) return;
     const key = `${namespace}/${name}`;
     if (this.toPrepare.has(key)) return;
     this.toPrepare.add(key);
-    setImmediate(() => {
+    void this.readLimit(async () => {
       this.toPrepare.delete(key);
-      this.resolver.prepare(namespace, name, this.sources(namespace, name));
+      await this.resolver.prepare(namespace, name, this.sources(namespace, name), this.options.readConfigMap);
+    }).catch((error: unknown) => {
+      // The next event of this HpcCluster prepares again; meanwhile its claims are asked to retry.
+      this.options.logger.warn({ namespace, name, error: error instanceof Error ? error.message : String(error) }, 'could not read the user list of an HpcCluster');
     });
   }
 

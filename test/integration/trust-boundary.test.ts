@@ -264,17 +264,18 @@ describe('finding 7: both ConfigMaps are one sync', () => {
   const syncIds = async (namespace: string, name: string) =>
     Promise.all([`${name}-users`, `${name}-nss`].map(async (cm) => (await readConfigMap(admin, namespace, cm))?.metadata?.annotations?.[SYNC_ID_ANNOTATION]));
 
-  test('a pair left half-written and a sync requested while the operator was down are both seen to at start-up', async () => {
+  test('a pair left half-written, a forged list and a sync requested while the operator was down are all seen to at start-up', async () => {
     const namespace = await createTestNamespace(admin, 'trust-restart');
     const kubeConfig = await operatorKubeConfig(admin, namespace);
     await createCredentialsSecret(admin, namespace, 'key', DEV_ACCESS_KEY);
-    for (const id of ['hpc-half', 'hpc-asked', 'hpc-quiet']) simulator.setUsers(id, [ann]);
+    const names = ['half', 'asked', 'quiet', 'forged', 'labelled'];
+    for (const name of names) simulator.setUsers(`hpc-${name}`, [ann]);
     // As installed: the lease tells the next leader when the last one was seen.
     let operator = await startOperator(kubeConfig, namespace, { leaderElection: true });
-    for (const name of ['half', 'asked', 'quiet']) await createHpcCluster(admin, namespace, name, hourly(`hpc-${name}`));
+    for (const name of names) await createHpcCluster(admin, namespace, name, hourly(`hpc-${name}`));
     const before = new Map<string, HpcClusterObject>();
-    for (const name of ['half', 'asked', 'quiet']) before.set(name, await waitForReady(admin, namespace, name, 'Synced'));
-    for (const name of ['half', 'asked', 'quiet']) {
+    for (const name of names) before.set(name, await waitForReady(admin, namespace, name, 'Synced'));
+    for (const name of names) {
       const [usersId, nssId] = await syncIds(namespace, name);
       expect(usersId).toBe(before.get(name)?.status?.usersDigest);
       expect(nssId).toBe(usersId);
@@ -291,8 +292,17 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     const nextData = { ...nss.data, passwd: `${nss.data?.passwd ?? ''}bob:x:5002:5002:member:/home/bob:/bin/sh\n` };
     const nextAnnotations = { ...nss.metadata?.annotations, [CONTENT_HASH_ANNOTATION]: contentHashOf(nextData), [SYNC_ID_ANNOTATION]: usersDigestOf('the next sync') };
     await core.replaceNamespacedConfigMap({ namespace, name: 'half-nss', body: { ...nss, metadata: { ...nss.metadata, annotations: nextAnnotations }, data: nextData } });
-    // ...and someone asked `asked` for a sync.
+    // ...someone asked `asked` for a sync...
     await patchHpcCluster(admin, namespace, 'asked', { metadata: { annotations: { [SYNC_REQUESTED_ANNOTATION]: 'while-down' } } });
+    // ...a tenant forged `forged`'s users.json (ann as uid 0) with annotations that match it and
+    // the real sync id, and another labelled `labelled`'s -users (a new version, the same data).
+    const forged = await core.readNamespacedConfigMap({ namespace, name: 'forged-users' });
+    const forgedData = { ...forged.data, 'users.json': (forged.data?.['users.json'] ?? '').replace(/"uid": \d+/, '"uid": 0') };
+    expect(forgedData['users.json']).toContain('"uid": 0');
+    const forgedAnnotations = { ...forged.metadata?.annotations, [CONTENT_HASH_ANNOTATION]: contentHashOf(forgedData) };
+    await core.replaceNamespacedConfigMap({ namespace, name: 'forged-users', body: { ...forged, metadata: { ...forged.metadata, annotations: forgedAnnotations }, data: forgedData } });
+    const labelled = await core.readNamespacedConfigMap({ namespace, name: 'labelled-users' });
+    await core.replaceNamespacedConfigMap({ namespace, name: 'labelled-users', body: { ...labelled, metadata: { ...labelled.metadata, labels: { ...labelled.metadata?.labels, team: 'chem' } } } });
     const callsBefore = simulator.calls().length;
 
     operator = await startOperator(kubeConfig, namespace, { leaderElection: true });
@@ -310,11 +320,16 @@ describe('finding 7: both ConfigMaps are one sync', () => {
     }, { description: 'the request made while the operator was down handled' });
     expect(asked.status?.users?.map((u) => u.username)).toEqual(['ann', 'bob']);
     expect(await syncIds(namespace, 'asked')).toEqual([asked.status?.usersDigest, asked.status?.usersDigest]);
-    // A resource in step, with no request, waits for its slot: start-up makes no call for it.
+    const repaired = before.get('forged')?.status?.usersDigest;
+    await waitFor(async () => usersDigestOf(await usersOf(namespace, 'forged-users')) === repaired, { description: 'the forged users.json repaired' });
+    // A resource in step, with no request, waits for its slot: start-up makes no call for it,
+    // also when its -users changed version without changing what it holds.
     const since = simulator.calls().slice(callsBefore).map((call) => call.clusterId);
     expect(since).toContain('hpc-half');
     expect(since).toContain('hpc-asked');
+    expect(since).toContain('hpc-forged');
     expect(since).not.toContain('hpc-quiet');
+    expect(since).not.toContain('hpc-labelled');
     expect((await readHpcCluster(admin, namespace, 'quiet')).status?.usersDigest).toBe(before.get('quiet')?.status?.usersDigest);
   });
 

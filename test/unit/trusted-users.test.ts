@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { trustedUsersJson, usersDigestOf } from '../../src/domain/trusted-users.js';
+import { trustedUsersJson, usersDigestOf, usersTrusted } from '../../src/domain/trusted-users.js';
 import { nextStatus } from '../../src/controller/status.js';
 import { renderUsersData, USERS_JSON_KEY } from '../../src/render/configmaps.js';
 import type { HpcUser } from '../../src/domain/user.js';
@@ -35,5 +35,21 @@ describe('trustedUsersJson', () => {
   it('is what a synced status records, so status and ConfigMap agree', () => {
     const status = nextStatus(undefined, 1, { reason: 'Synced', users: [ann], skipped: [] }, new Date(0), []);
     expect(status.usersDigest).toBe(owner.usersDigest);
+  });
+});
+
+describe('usersTrusted', () => {
+  const digest = usersDigestOf(text);
+
+  it('trusts a known digest without the text: the owner\'s own ConfigMap, at the digest status records', () => {
+    expect(usersTrusted(owner, { ownerReferences: controlledBy('uid-1'), usersDigest: digest })).toBe(true);
+  });
+
+  it('refuses another digest, another controller, an unknown digest, and everything before a first sync', () => {
+    expect(usersTrusted(owner, { ownerReferences: controlledBy('uid-1'), usersDigest: usersDigestOf(`${text} `) })).toBe(false);
+    expect(usersTrusted(owner, { ownerReferences: controlledBy('uid-2'), usersDigest: digest })).toBe(false);
+    expect(usersTrusted(owner, { ownerReferences: controlledBy('uid-1') })).toBe(false);
+    expect(usersTrusted({ uid: 'uid-1' }, { ownerReferences: controlledBy('uid-1'), usersDigest: digest })).toBe(false);
+    expect(usersTrusted(owner, undefined)).toBe(false);
   });
 });

@@ -14,14 +14,19 @@ import {
   statusPatch,
   planListing,
   planSync,
+  previousUsersUnread,
+  recordConfigMapVersions,
+  renderAnswer,
   type ConfigMapState,
   type ListingRequest,
   type Plan,
   type PlanInput,
   type SyncSchedule,
 } from '../../../src/controller/plan.js';
-import { CONTENT_HASH_ANNOTATION, contentHashOf, SYNC_ID_ANNOTATION, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
+import { CONTENT_HASH_ANNOTATION, SYNC_ID_ANNOTATION, USERS_JSON_KEY, type ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult } from '../../../src/provider/user-source.js';
+import { contentsOfData } from '../../../src/controller/configmap-contents.js';
+import { usersDigestOf } from '../../../src/domain/trusted-users.js';
 import type { SecretRead } from '../../../src/controller/sync.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
@@ -67,7 +72,8 @@ function request(of: PlanInput): ListingRequest {
 
 /** Both steps, as the reconciler runs them; the key's budget says: next sync in 10 minutes. */
 function plan(of: PlanInput, answer: ListResult, schedule: SyncSchedule = { nextSyncMs: 600_000 }): Plan {
-  return planSync(of, request(of), answer, schedule);
+  const asked = request(of);
+  return planSync(of, asked, renderAnswer(of, asked, answer), schedule);
 }
 
 function settled(of: PlanInput): Plan {
@@ -80,7 +86,7 @@ function settled(of: PlanInput): Plan {
 function cachedFrom(manifest: ConfigMapManifest): ConfigMapState {
   return {
     resourceVersion: '7',
-    dataHash: contentHashOf(manifest.data),
+    ...contentsOfData(manifest.data),
     ...(manifest.data[USERS_JSON_KEY] === undefined ? {} : { usersJson: manifest.data[USERS_JSON_KEY] }),
     labels: manifest.metadata.labels,
     annotations: manifest.metadata.annotations,
@@ -321,6 +327,28 @@ describe('planSync', () => {
     expect(allowed.configMapWrites).toHaveLength(2);
   });
 
+  it("reads -users' users.json only when the list changed, and decides from the digest when it did not", () => {
+    const before = afterFirstSync(team(10));
+    // As a vouched version is known: its digest, not its text.
+    const vouched = { ...before.configMaps.users };
+    delete vouched.usersJson;
+    const known = { ...before, configMaps: { ...before.configMaps, users: vouched } };
+    const asked = request(known);
+    const same = renderAnswer(known, asked, listed(team(10)));
+    expect(previousUsersUnread(known, same)).toBe(false);
+    const unchanged = planSync(known, asked, same, { nextSyncMs: 600_000 });
+    expect([unchanged.configMapWrites, unchanged.events, unchanged.status]).toEqual([[], [], undefined]);
+    const fewer = renderAnswer(known, asked, listed(team(3)));
+    expect(previousUsersUnread(known, fewer)).toBe(true);
+    // Once read, the removal is measured against it.
+    expect(previousUsersUnread(before, fewer)).toBe(false);
+    expect(ready(planSync(before, asked, fewer, { nextSyncMs: 600_000 }))?.reason).toBe('RemovalHeld');
+    // A -users that is not the owner's own is never read for the list: status stands in.
+    const foreign = { ...known, configMaps: { ...known.configMaps, users: { ...vouched, ownerReferences: [{ uid: 'uid-2', controller: true }] } } };
+    expect(previousUsersUnread(foreign, fewer)).toBe(false);
+    expect(previousUsersUnread(known, renderAnswer(known, asked, failed({ reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' })))).toBe(false);
+  });
+
   it('holds a removal measured against status when users.json is gone', () => {
     const before = afterFirstSync(team(10));
     expect(ready(plan({ ...before, configMaps: {} }, listed(team(3))))?.reason).toBe('RemovalHeld');
@@ -380,7 +408,7 @@ describe('one sync across both ConfigMaps', () => {
     expect(configMapsInStep(before.object, { users, nss: next })).toBe(false);
     // A users.json with its content hash made to match: the hash proves nothing, the digest does.
     const forgedJson = '[]\n';
-    const forged = { ...users, usersJson: forgedJson, dataHash: 'sha256:forged', annotations: { ...users.annotations, [CONTENT_HASH_ANNOTATION]: 'sha256:forged' } };
+    const forged = { ...users, usersJson: forgedJson, usersDigest: usersDigestOf(forgedJson), dataHash: 'sha256:forged', annotations: { ...users.annotations, [CONTENT_HASH_ANNOTATION]: 'sha256:forged' } };
     expect(configMapsInStep(before.object, { users: forged, nss })).toBe(false);
     expect(configMapsInStep(before.object, { users })).toBe(false);
     expect(configMapsInStep({ ...before.object, status: { ...before.object.status, usersDigest: undefined } }, before.configMaps)).toBe(false);
@@ -422,6 +450,23 @@ describe('one sync across both ConfigMaps', () => {
     expect(refused.events).toEqual([{ type: 'Warning', reason: 'ConfigMapWriteFailed', message: ready(refused)?.message }]);
     expect(refused.synced).toBeUndefined();
     expect(refused.listed).toEqual(planned.listed);
+  });
+});
+
+describe('the versions the ConfigMaps were written at', () => {
+  it('are recorded in status with the sync that wrote them, and a repair alone makes a status write due', () => {
+    const first = plan(input(), listed(team(2)));
+    const recorded = recordConfigMapVersions(first, undefined, { nss: '11', users: '12' }, NOW);
+    expect(recorded.status?.configMapVersions).toEqual({ nss: '11', users: '12' });
+    expect(recorded.status?.usersDigest).toBe(first.status?.usersDigest);
+    const before = afterFirstSync(team(2));
+    const synced = { ...before, object: { ...before.object, status: recorded.status } };
+    const nothing = plan(synced, listed(team(2)));
+    expect(recordConfigMapVersions(nothing, synced.object.status, {}, NOW).status).toBeUndefined();
+    // -users repaired: only its version changes, and status says so.
+    const repaired = recordConfigMapVersions(nothing, synced.object.status, { users: '13' }, NOW);
+    expect(repaired.status?.configMapVersions).toEqual({ nss: '11', users: '13' });
+    expect(statusPatch(synced.object.status, repaired.status ?? {})).toEqual({ configMapVersions: { nss: '11', users: '13' } });
   });
 });
 

@@ -13,6 +13,8 @@ import type { SecretRead } from '../../../src/controller/sync.js';
 import type { SyncFailure } from '../../../src/domain/failure.js';
 import type { ConfigMapManifest } from '../../../src/render/configmaps.js';
 import type { ListResult, UserSource } from '../../../src/provider/user-source.js';
+import { contentsOfData } from '../../../src/controller/configmap-contents.js';
+import { usersDigestOf } from '../../../src/domain/trusted-users.js';
 
 const KEY = { namespace: 'research', name: 'lab' };
 
@@ -39,11 +41,33 @@ class MemoryKube implements KubePort {
     this.statusReads++;
     return Promise.resolve(this.object?.status);
   }
-  getConfigMap(): ConfigMapState | undefined {
-    return undefined;
+  /** The ConfigMaps as the apiserver holds them, by name; the cache sees them at once, metadata only. */
+  readonly configMaps = new Map<string, { resourceVersion: string; manifest: ConfigMapManifest }>();
+  private version = 100;
+  /** Reads of an existing ConfigMap, whole. */
+  configMapReads = 0;
+  /** Called while a write is in flight, before its answer: where its watch event may arrive. */
+  duringWrite: ((name: string) => void) | undefined;
+
+  getConfigMap(key: ObjectKey): ConfigMapState | undefined {
+    const cm = this.configMaps.get(key.name);
+    if (cm === undefined) return undefined;
+    const { labels, annotations } = cm.manifest.metadata;
+    return { resourceVersion: cm.resourceVersion, labels, annotations, ownerReferences: [{ uid: 'uid-1', controller: true, kind: 'HpcCluster', name: 'lab' }] };
   }
-  readConfigMap(): Promise<ConfigMapState | undefined> {
-    return Promise.resolve(undefined);
+  readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
+    const cached = this.getConfigMap(key);
+    // Data read: a look-up of a name not taken reads none.
+    if (cached !== undefined) this.configMapReads++;
+    const data = this.configMaps.get(key.name)?.manifest.data ?? {};
+    return Promise.resolve(cached === undefined ? undefined : { ...cached, ...contentsOfData(data), ...(data['users.json'] === undefined ? {} : { usersJson: data['users.json'] }) });
+  }
+  /** Another writer (a tenant) replaces a ConfigMap's data and annotations. */
+  tamper(name: string, data: Record<string, string>, annotations: Record<string, string>): void {
+    const cm = this.configMaps.get(name);
+    if (cm === undefined) throw new Error(`${name} does not exist`);
+    const manifest = { ...cm.manifest, data, metadata: { ...cm.manifest.metadata, annotations: { ...cm.manifest.metadata.annotations, ...annotations } } };
+    this.configMaps.set(name, { resourceVersion: String(++this.version), manifest });
   }
   readSecret(): Promise<SecretRead> {
     this.secretReads++;
@@ -52,11 +76,14 @@ class MemoryKube implements KubePort {
   }
   /** The apiserver's answer to a ConfigMap write, by name: success when none is given. */
   refuse = new Map<string, Error>();
-  writeConfigMap(manifest: ConfigMapManifest): Promise<void> {
+  writeConfigMap(manifest: ConfigMapManifest): Promise<string> {
     const refused = this.refuse.get(manifest.metadata.name);
     if (refused !== undefined) return Promise.reject(refused);
     this.writes.push(`configmap ${manifest.metadata.name}`);
-    return Promise.resolve();
+    const resourceVersion = String(++this.version);
+    this.configMaps.set(manifest.metadata.name, { resourceVersion, manifest });
+    this.duringWrite?.(manifest.metadata.name);
+    return Promise.resolve(resourceVersion);
   }
   writeStatus(_key: ObjectKey, patch: StatusPatch): Promise<void> {
     this.writes.push('status');
@@ -121,15 +148,72 @@ describe('HpcClusterReconciler', () => {
       reason: 'ConfigMapWriteFailed',
       message: 'the apiserver refused the write of ConfigMap lab-nss (HTTP 422): configmaps "lab-nss" is forbidden: denied by policy',
     });
-    // What it was about to write is remembered, so that its own write's event calls for no sync.
-    expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-nss' })?.syncId).toMatch(/^[0-9a-f]{64}$/);
-    expect(reconciler.lastWritten({ namespace: 'research', name: 'lab-users' })).toBeUndefined();
+    expect(kube.object?.status?.configMapVersions).toBeUndefined();
     // A conflict (a stale cache) is no refusal: thrown, and retried at once by the queue.
     kube.refuse.set('lab-nss', new KubeApiError(409, 'Conflict', 'the object has been modified', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
     await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow();
     kube.refuse.clear();
     expectPeriodic(await reconciler.reconcile(KEY, signal));
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
+    expect(kube.object?.status?.configMapVersions).toEqual({ nss: kube.configMaps.get('lab-nss')?.resourceVersion, users: kube.configMaps.get('lab-users')?.resourceVersion });
+  });
+
+  it('reads no ConfigMap data while it knows what they hold, also after a restart: status records the versions it wrote', async () => {
+    const answer = (): ListResult => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } });
+    const first = setup(answer);
+    await first.reconciler.reconcile(KEY, signal);
+    await first.reconciler.reconcile(KEY, signal);
+    const restarted = setup(answer);
+    restarted.kube.object = first.kube.object;
+    for (const [name, cm] of first.kube.configMaps) restarted.kube.configMaps.set(name, cm);
+    expectPeriodic(await restarted.reconciler.reconcile(KEY, signal));
+    expect([first.kube.configMapReads, restarted.kube.configMapReads, restarted.kube.writes]).toEqual([0, 0, []]);
+    expect(restarted.reconciler.knownConfigMaps({ ...restarted.kube.object!, metadata: { ...restarted.kube.object!.metadata, ...KEY } }).users?.dataHash).toBeDefined();
+  });
+
+  it('reads a version nobody vouches for, repairs a forged one, and records the repaired version', async () => {
+    const { kube, reconciler, calls } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    await reconciler.reconcile(KEY, signal);
+    const written = kube.object?.status?.configMapVersions?.users;
+    // A tenant forges users.json and makes the annotations match it.
+    const forged = { 'users.json': '[{"username":"ann","uid":0}]\n' };
+    kube.tamper('lab-users', forged, { 'hpc.shanhe.com/content-hash': contentsOfData(forged).dataHash, 'hpc.shanhe.com/sync-id': usersDigestOf(forged['users.json']) });
+    const cm = { metadata: { name: 'lab-users', namespace: KEY.namespace, resourceVersion: kube.configMaps.get('lab-users')?.resourceVersion, ownerReferences: [] } };
+    expect(await reconciler.configMapCallsForSync(cm, KEY)).toBe(true);
+    expect(kube.configMapReads).toBe(1);
+    kube.writes.length = 0;
+    await reconciler.reconcile(KEY, signal);
+    expect(calls()).toBe(2);
+    expect(kube.writes).toEqual(['configmap lab-users', 'status']);
+    expect(kube.object?.status?.configMapVersions?.users).not.toBe(written);
+    expect(kube.configMaps.get('lab-users')?.manifest.data['users.json']).toContain('"uid": 2000');
+    // Its own write calls for nothing, and neither does an edit that leaves the data as written (a label).
+    const now = kube.configMaps.get('lab-users');
+    expect(reconciler.configMapCallsForSync({ ...cm, metadata: { ...cm.metadata, resourceVersion: now?.resourceVersion } }, KEY)).toBe(false);
+    kube.tamper('lab-users', now?.manifest.data ?? {}, {});
+    const relabelled = kube.configMaps.get('lab-users')?.resourceVersion;
+    expect(await reconciler.configMapCallsForSync({ ...cm, metadata: { ...cm.metadata, resourceVersion: relabelled } }, KEY)).toBe(false);
+    // The next sync records that version, found unedited, so that a restart need not read it.
+    kube.writes.length = 0;
+    await reconciler.reconcile(KEY, signal);
+    expect(kube.writes).toEqual(['status']);
+    expect(kube.object?.status?.configMapVersions?.users).toBe(relabelled);
+  });
+
+  it("weighs its own write's watch event by the write's answer when the event comes first", async () => {
+    const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    const verdicts: Promise<boolean>[] = [];
+    kube.duringWrite = (name) => {
+      const cm = kube.configMaps.get(name);
+      const metadata = { name, namespace: KEY.namespace, resourceVersion: cm?.resourceVersion, annotations: cm?.manifest.metadata.annotations, ownerReferences: [] };
+      const verdict = reconciler.configMapCallsForSync({ metadata }, KEY);
+      if (verdict instanceof Promise) verdicts.push(verdict);
+    };
+    await reconciler.reconcile(KEY, signal);
+    // Both events came before the answers: each waited for its write's.
+    expect(verdicts).toHaveLength(2);
+    expect(await Promise.all(verdicts)).toEqual([false, false]);
+    expect(kube.configMapReads).toBe(0);
   });
 
   it('reads status.users, which the cache leaves out, only when -users is gone: a mass removal is still held', async () => {
@@ -139,7 +223,8 @@ describe('HpcClusterReconciler', () => {
     if (kube.object !== undefined) kube.object.spec = { ...(kube.object.spec as object), maxUserRemovalPercent: 50 };
     expect(await reconciler.reconcile(KEY, signal)).toMatchObject({ outcome: 'success' });
     expect(kube.statusReads).toBe(0);
-    // This port's cache never holds the ConfigMaps: -users is gone, and status has the last good list.
+    // -users is gone, and status has the last good list.
+    kube.configMaps.delete('lab-users');
     listed = team.slice(0, 3);
     await reconciler.reconcile(KEY, signal);
     expect(kube.statusReads).toBe(1);

@@ -6,7 +6,9 @@ import { nextStatus } from '../../../src/controller/status.js';
 import type { HpcUser } from '../../../src/domain/user.js';
 import { configMapManifest, renderConfigMaps } from '../../../src/render/configmaps.js';
 import { admit, review, type AdmissionRequest } from '../../../src/webhook/admission.js';
-import { IdentityResolver } from '../../../src/webhook/identity.js';
+import { IdentityResolver, type ConfigMapReader } from '../../../src/webhook/identity.js';
+import { contentsOfData } from '../../../src/controller/configmap-contents.js';
+import type { ConfigMapState } from '../../../src/controller/plan.js';
 import { applyPatch, patchOf } from '../../support/json-patch.js';
 
 const ann: HpcUser = { username: 'ann', uid: 30001, gid: 30000, role: 'member', nasMountPoint: '/public/shanhe/ann', userId: 'usr-ann', hpcUserId: 'hpcuser-ann' };
@@ -24,25 +26,41 @@ function hpcCluster(name: string, users: HpcUser[] | undefined, spec: Record<str
   };
 }
 
-/** The -users ConfigMap the operator writes, as the cache holds it. */
+/** What the apiserver answers for each cached ConfigMap read whole. */
+const wholeOf = new WeakMap<CachedConfigMap, ConfigMapState>();
+
+/** The -users ConfigMap the operator writes, as the cache holds it (metadata); wholeOf has the rest. */
 function usersConfigMap(object: HpcClusterObject, users: HpcUser[]): CachedConfigMap {
   const [rendered] = renderConfigMaps(object.metadata.name ?? '', users);
   if (rendered === undefined) throw new Error('no users ConfigMap rendered');
-  return cachedConfigMap(configMapManifest({ name: object.metadata.name ?? '', namespace: 'research', uid: object.metadata.uid ?? '' }, rendered));
+  const manifest = configMapManifest({ name: object.metadata.name ?? '', namespace: 'research', uid: object.metadata.uid ?? '' }, rendered);
+  const cached = cachedConfigMap(manifest);
+  wholeOf.set(cached, { ...cached.metadata, ...contentsOfData(manifest.data), usersJson: manifest.data['users.json'] ?? '' });
+  return cached;
 }
 
-/** The caches of one namespace, "research": HpcClusters and ConfigMaps by name. */
-function caches(clusters: HpcClusterObject[], configMaps: CachedConfigMap[]) {
+/** Reads a ConfigMap of `configMaps` whole, as the apiserver would (each as it is when read). */
+const reader =
+  (configMaps: CachedConfigMap[]): ConfigMapReader =>
+  (key) => {
+    const cm = configMaps.find((c) => c.metadata.name === key.name);
+    return Promise.resolve(cm === undefined ? undefined : { ...wholeOf.get(cm), ownerReferences: cm.metadata.ownerReferences.map((ref) => ({ uid: ref.uid, controller: ref.controller === true })) });
+  };
+
+/** The caches of one namespace, "research": HpcClusters and ConfigMaps by name, each index prepared as the webhook does. */
+async function caches(clusters: HpcClusterObject[], configMaps: CachedConfigMap[]) {
   const resolver = new IdentityResolver();
+  const sources = (cluster: string) => ({
+    hpcCluster: clusters.find((c) => c.metadata.name === cluster),
+    usersConfigMap: configMaps.find((cm) => cm.metadata.name === `${cluster}-users`),
+  });
+  for (const c of clusters) await resolver.prepare('research', c.metadata.name ?? '', sources(c.metadata.name ?? ''), reader(configMaps));
   return (namespace: string, cluster: string, username: string) =>
-    resolver.resolve(namespace, cluster, username, {
-      hpcCluster: namespace === 'research' ? clusters.find((c) => c.metadata.name === cluster) : undefined,
-      usersConfigMap: namespace === 'research' ? configMaps.find((cm) => cm.metadata.name === `${cluster}-users`) : undefined,
-    });
+    resolver.resolve(namespace, cluster, username, namespace === 'research' ? sources(cluster) : { hpcCluster: undefined, usersConfigMap: undefined });
 }
 
 const chemLab = hpcCluster('chem-lab', [ann, ben]);
-const synced = caches([chemLab], [usersConfigMap(chemLab, [ann, ben])]);
+const synced = await caches([chemLab], [usersConfigMap(chemLab, [ann, ben])]);
 
 function pod(spec: Partial<NonNullable<V1Pod['spec']>> = {}, annotations: Record<string, string> = {}, cluster = 'chem-lab'): V1Pod {
   return {
@@ -157,16 +175,16 @@ describe('a pod that claims a user', () => {
     expect(result.spec?.containers[0]?.env).toEqual(userEnv);
   });
 
-  it('mounts the NAS home from a PersistentVolumeClaim with subPath', () => {
+  it('mounts the NAS home from a PersistentVolumeClaim with subPath', async () => {
     const object = hpcCluster('chem-lab', [ann], { podIdentity: { home: { persistentVolumeClaim: { claimName: 'chem-nas' } } } });
-    const result = admitted(pod({}, { 'hpc.shanhe.com/nss': 'false' }), caches([object], [usersConfigMap(object, [ann])]));
+    const result = admitted(pod({}, { 'hpc.shanhe.com/nss': 'false' }), await caches([object], [usersConfigMap(object, [ann])]));
     expect(result.spec?.volumes).toEqual([{ name: 'hpc-home', persistentVolumeClaim: { claimName: 'chem-nas' } }]);
     expect(result.spec?.containers[0]?.volumeMounts).toEqual([{ name: 'hpc-home', mountPath: '/public/shanhe/ann', subPath: 'public/shanhe/ann' }]);
   });
 
-  it('mounts the NAS home from an NFS export with subPath', () => {
+  it('mounts the NAS home from an NFS export with subPath', async () => {
     const object = hpcCluster('chem-lab', [ann], { podIdentity: { home: { nfs: { server: 'nas.example.internal', path: '/export' } } } });
-    const result = admitted(pod(), caches([object], [usersConfigMap(object, [ann])]));
+    const result = admitted(pod(), await caches([object], [usersConfigMap(object, [ann])]));
     expect(result.spec?.volumes).toEqual([
       { name: 'hpc-nss', configMap: { name: 'chem-lab-nss' } },
       { name: 'hpc-home', nfs: { server: 'nas.example.internal', path: '/export' } },
@@ -202,9 +220,9 @@ describe('refusals name the fix', () => {
     expect(refusal(pod(), synced, 'other').message).toContain('HpcCluster other/chem-lab, which does not exist in this namespace');
   });
 
-  it('an HpcCluster that never synced: retry', () => {
+  it('an HpcCluster that never synced: retry', async () => {
     const fresh = hpcCluster('fresh', undefined);
-    expect(refusal(pod({}, {}, 'fresh'), caches([fresh], []))).toEqual({
+    expect(refusal(pod({}, {}, 'fresh'), await caches([fresh], []))).toEqual({
       code: 503,
       message: 'HpcCluster research/fresh has not synced its users yet (kubectl get hpcc fresh -n research): retry once it is Ready',
     });
@@ -225,58 +243,74 @@ describe('refusals name the fix', () => {
 });
 
 describe('what tenants can write changes nothing', () => {
-  it('an edited users.json (uid 0 for ann) is not believed', () => {
+  it('an edited users.json (uid 0 for ann) is not believed', async () => {
     const edited = usersConfigMap(chemLab, [{ ...ann, uid: 1 }, ben]);
-    expect(refusal(pod(), caches([chemLab], [edited]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
+    expect(refusal(pod(), await caches([chemLab], [edited]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
   });
 
-  it('a missing -users ConfigMap is told apart from an altered one', () => {
-    expect(refusal(pod(), caches([chemLab], []))).toMatchObject({ code: 503, message: expect.stringContaining('ConfigMap chem-lab-users of HpcCluster research/chem-lab is missing') });
+  it('a missing -users ConfigMap is told apart from an altered one', async () => {
+    expect(refusal(pod(), await caches([chemLab], []))).toMatchObject({ code: 503, message: expect.stringContaining('ConfigMap chem-lab-users of HpcCluster research/chem-lab is missing') });
   });
 
-  it('a look-alike with the exact text but not controlled by the HpcCluster is not believed', () => {
+  it('a look-alike with the exact text but not controlled by the HpcCluster is not believed', async () => {
     const forged = usersConfigMap(chemLab, [ann, ben]);
     forged.metadata.ownerReferences = [];
-    expect(refusal(pod(), caches([chemLab], [forged]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
+    expect(refusal(pod(), await caches([chemLab], [forged]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
   });
 
-  it('after a sync without the user, the old users.json no longer counts and the new one refuses', () => {
+  it('an edited users.json that carries the real sync id is read, and not believed', async () => {
+    const edited = usersConfigMap(chemLab, [{ ...ann, uid: 0 }, ben]);
+    edited.metadata.annotations = { ...edited.metadata.annotations, 'hpc.shanhe.com/sync-id': chemLab.status?.usersDigest ?? '' };
+    expect(refusal(pod(), await caches([chemLab], [edited]))).toMatchObject({ code: 503, message: expect.stringContaining('-users was altered or replaced') });
+  });
+
+  it('after a sync without the user, the old users.json no longer counts and the new one refuses', async () => {
     const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
-    const resolver = new IdentityResolver();
-    const resolve = (cm: CachedConfigMap) => (namespace: string, cluster: string, username: string) =>
-      resolver.resolve(namespace, cluster, username, { hpcCluster: later, usersConfigMap: cm });
-    expect(refusal(pod(), resolve(usersConfigMap(chemLab, [ann, ben]))).code).toBe(503);
-    expect(refusal(pod(), resolve(usersConfigMap(later, [ben]))).message).toContain('user "ann" (annotation hpc.shanhe.com/user) is not a user');
+    expect(refusal(pod(), await caches([later], [usersConfigMap(chemLab, [ann, ben])])).code).toBe(503);
+    expect(refusal(pod(), await caches([later], [usersConfigMap(later, [ben])])).message).toContain('user "ann" (annotation hpc.shanhe.com/user) is not a user');
   });
 });
 
 describe('the index prepared as the caches fill', () => {
   const trusted = usersConfigMap(chemLab, [ann, ben]);
   const edited = usersConfigMap(chemLab, [{ ...ann, uid: 1 }, ben]);
+  const sources = (hpcCluster: HpcClusterObject, usersConfigMap: CachedConfigMap | undefined) => ({ hpcCluster, usersConfigMap });
 
-  it('is built only from a list the HpcCluster vouches for', () => {
+  it('is built only from a list the HpcCluster vouches for, read only when its sync id is the one status names', async () => {
     const resolver = new IdentityResolver();
-    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: edited })).toBe(false);
-    expect(resolver.prepare('research', 'fresh', { hpcCluster: hpcCluster('fresh', undefined), usersConfigMap: trusted })).toBe(false);
-    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: undefined })).toBe(false);
-    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted })).toBe(true);
-    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: chemLab, usersConfigMap: trusted })).toMatchObject({ ok: true, identity: { uid: 30001, gid: 30000 } });
+    let reads = 0;
+    const counted: ConfigMapReader = (key) => {
+      reads++;
+      return reader([trusted])(key);
+    };
+    expect(await resolver.prepare('research', 'chem-lab', sources(chemLab, edited), counted)).toBe(false);
+    expect(await resolver.prepare('research', 'fresh', sources(hpcCluster('fresh', undefined), trusted), counted)).toBe(false);
+    expect(await resolver.prepare('research', 'chem-lab', sources(chemLab, undefined), counted)).toBe(false);
+    expect(reads).toBe(0);
+    expect(await resolver.prepare('research', 'chem-lab', sources(chemLab, trusted), counted)).toBe(true);
+    expect(await resolver.prepare('research', 'chem-lab', sources(chemLab, trusted), counted)).toBe(true);
+    expect(reads).toBe(1);
+    expect(resolver.resolve('research', 'chem-lab', 'ann', sources(chemLab, trusted))).toMatchObject({ ok: true, identity: { uid: 30001, gid: 30000 } });
   });
 
-  it('never stands in for the check of the ConfigMap a claim reads', () => {
+  it('answers from the list status vouches for, never from an edit made since, and not for a ConfigMap it does not control', async () => {
     const resolver = new IdentityResolver();
-    resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted });
-    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: chemLab, usersConfigMap: edited })).toMatchObject({ ok: false, retry: true });
+    await resolver.prepare('research', 'chem-lab', sources(chemLab, trusted), reader([trusted]));
+    expect(resolver.resolve('research', 'chem-lab', 'ann', sources(chemLab, edited))).toMatchObject({ ok: true, identity: { uid: 30001 } });
+    const replaced = usersConfigMap(chemLab, [ann, ben]);
+    replaced.metadata.ownerReferences = [];
+    expect(resolver.resolve('research', 'chem-lab', 'ann', sources(chemLab, replaced))).toMatchObject({ ok: false, retry: true });
   });
 
-  it('follows a new sync: the index of the new digest replaces the old', () => {
+  it('follows a new sync: the index of the new digest replaces the old', async () => {
     const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
     const resolver = new IdentityResolver();
-    resolver.prepare('research', 'chem-lab', { hpcCluster: chemLab, usersConfigMap: trusted });
-    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: later, usersConfigMap: trusted })).toBe(false);
+    await resolver.prepare('research', 'chem-lab', sources(chemLab, trusted), reader([trusted]));
+    expect(await resolver.prepare('research', 'chem-lab', sources(later, trusted), reader([trusted]))).toBe(false);
+    expect(resolver.resolve('research', 'chem-lab', 'ben', sources(later, trusted))).toMatchObject({ ok: false, retry: true });
     const rewritten = usersConfigMap(later, [ben]);
-    expect(resolver.prepare('research', 'chem-lab', { hpcCluster: later, usersConfigMap: rewritten })).toBe(true);
-    expect(resolver.resolve('research', 'chem-lab', 'ann', { hpcCluster: later, usersConfigMap: rewritten })).toMatchObject({ ok: false, message: expect.stringContaining('is not a user') });
+    expect(await resolver.prepare('research', 'chem-lab', sources(later, rewritten), reader([rewritten]))).toBe(true);
+    expect(resolver.resolve('research', 'chem-lab', 'ann', sources(later, rewritten))).toMatchObject({ ok: false, message: expect.stringContaining('is not a user') });
   });
 });
 
