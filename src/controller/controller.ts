@@ -195,7 +195,7 @@ export class Controller<P extends KubernetesObject> {
   async start(reconcile: KeyReconciler, run: RunOptions<P> = {}): Promise<void> {
     await Promise.all(this.caches.map((cache) => cache.start()));
     this.synced = true;
-    const lead = () => void this.startLeading(reconcile, run);
+    const lead = () => this.startLeading(reconcile, run);
     const elector = this.options.elector;
     if (elector === undefined) {
       lead();
@@ -235,24 +235,30 @@ export class Controller<P extends KubernetesObject> {
     return healthProblems(state, this.clock.now(), this.options.unwatchedLimitMs);
   }
 
-  private async startLeading(reconcile: KeyReconciler, { startupDelayMs = () => 0, prepareStartup }: RunOptions<P>): Promise<void> {
+  private startLeading(reconcile: KeyReconciler, { startupDelayMs = () => 0, prepareStartup }: RunOptions<P>): void {
     if (this.stopping !== undefined) return;
     this.leading = true;
     this.options.onLeadingChange?.(true);
     this.options.logger.info('leading: reconciling');
     this.queue.start((key, signal) => reconcile(parseKey(key), signal));
-    let prepared = true;
-    try {
-      await prepareStartup?.();
-    } catch (error) {
-      prepared = false;
-      this.options.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not prepare the start-up schedule: reconciling everything now');
+    const queueFound = (delayMs: (primary: P) => number): void => {
+      if (!this.leading) return;
+      for (const object of this.primary.list()) {
+        const key = objectKey(object);
+        if (key !== undefined) this.queue.addAfter(keyOf(key), delayMs(object));
+      }
+    };
+    if (prepareStartup === undefined) {
+      queueFound(startupDelayMs);
+      return;
     }
-    if (!this.leading) return;
-    for (const object of this.primary.list()) {
-      const key = objectKey(object);
-      if (key !== undefined) this.queue.addAfter(keyOf(key), prepared ? startupDelayMs(object) : 0);
-    }
+    prepareStartup().then(
+      () => queueFound(startupDelayMs),
+      (error: unknown) => {
+        this.options.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not prepare the start-up schedule: reconciling everything now');
+        queueFound(() => 0);
+      },
+    );
   }
 
   /** Events count only while this replica leads, which is after the caches synced: start-up enqueues the rest. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { Controller, controllerOwner, healthProblems, type WatchedCache } from '../../../src/controller/controller.js';
+import { Controller, controllerOwner, healthProblems, type RunOptions, type WatchedCache } from '../../../src/controller/controller.js';
 import type { InformerEvent, InformerHandler } from '../../../src/controller/informer.js';
 import type { ObjectKey } from '../../../src/controller/object-key.js';
 import type { ReconcileResult } from '../../../src/controller/queue.js';
@@ -85,7 +85,7 @@ afterEach(async () => {
   controllers = [];
 });
 
-function setUp(options: { startupDelayMs?: (object: Primary) => number } = {}) {
+function setUp(options: RunOptions<Primary> & { childVerdict?: (object: KubernetesObject & { drifted: boolean }) => boolean | Promise<boolean> } = {}) {
   const clock = new ManualClock();
   const primaries = new FakeCache<Primary>('things');
   const children = new FakeCache<KubernetesObject & { drifted: boolean }>('children');
@@ -100,7 +100,7 @@ function setUp(options: { startupDelayMs?: (object: Primary) => number } = {}) {
     unwatchedLimitMs: 60_000,
     clock,
   })
-    .owns(children, (object) => object.drifted)
+    .owns(children, options.childVerdict ?? ((object) => object.drifted))
     .watches(secrets, (object): ObjectKey[] => [{ namespace: object.metadata?.namespace ?? '', name: object.spec.secret }]);
   controllers.push(controller);
   const runs: Run[] = [];
@@ -156,6 +156,35 @@ describe('Controller', () => {
     await finishAll();
     children.delete(child('c-cm', 'c'));
     expect(keys()).toEqual(['ns/a', 'ns/c']);
+  });
+
+  it('reconciles the owner of a child whose predicate answers later, when it says yes or cannot say', async () => {
+    const verdicts = new Map<string, { resolve: (yes: boolean) => void; reject: (error: Error) => void }>();
+    const { children, keys, start } = setUp({
+      childVerdict: (object) => new Promise((resolve, reject) => verdicts.set(object.metadata?.name ?? '', { resolve, reject })),
+    });
+    children.add(child('before-cm', 'before'));
+    expect(verdicts.size).toBe(0);
+    await start();
+    for (const owner of ['a', 'b', 'c']) children.update(child(`${owner}-cm`, owner));
+    expect(keys()).toEqual([]);
+    verdicts.get('a-cm')?.resolve(false);
+    verdicts.get('b-cm')?.resolve(true);
+    verdicts.get('c-cm')?.reject(new Error('the read failed'));
+    await waitFor(() => keys().length === 2, { timeoutMs: 2_000, intervalMs: 2 });
+    expect(keys().sort()).toEqual(['ns/b', 'ns/c']);
+  });
+
+  it('prepares the start-up schedule before it queues what it found, and queues everything at once when that fails', async () => {
+    let prepared = false;
+    const ok = setUp({ prepareStartup: () => Promise.resolve().then(() => void (prepared = true)), startupDelayMs: () => (prepared ? 0 : 60_000) });
+    ok.primaries.add(primary('a'));
+    await ok.start();
+    await waitFor(() => ok.keys().length === 1, { timeoutMs: 2_000, intervalMs: 2 });
+    const failing = setUp({ prepareStartup: () => Promise.reject(new Error('no reads')), startupDelayMs: () => 60_000 });
+    failing.primaries.add(primary('b'));
+    await failing.start();
+    await waitFor(() => failing.keys().length === 1, { timeoutMs: 2_000, intervalMs: 2 });
   });
 
   it('maps a watched object to the primaries that refer to it now, through the index kept from their events', async () => {
