@@ -24,10 +24,14 @@ export interface ConfigMapContents {
 /** Which of an HpcCluster's two ConfigMaps. */
 export type ConfigMapRole = keyof NonNullable<HpcClusterStatus['configMapVersions']>;
 
+export const CONFIGMAP_ROLES: readonly ConfigMapRole[] = ['users', 'nss'];
+
+/** The name of HpcCluster `owner`'s ConfigMap of `role`. */
+export const configMapNameOf = (role: ConfigMapRole, owner: string): string => (role === 'users' ? usersConfigMapName(owner) : nssConfigMapName(owner));
+
 /** The role of ConfigMap `name` for HpcCluster `owner`, if it is one of its two. */
 export function roleOf(name: string, owner: string): ConfigMapRole | undefined {
-  if (name === usersConfigMapName(owner)) return 'users';
-  return name === nssConfigMapName(owner) ? 'nss' : undefined;
+  return CONFIGMAP_ROLES.find((role) => configMapNameOf(role, owner) === name);
 }
 
 /** What a ConfigMap read whole holds. */
@@ -89,7 +93,7 @@ export function versionsWorthRecording(
   ownerUid: string | undefined,
 ): Partial<Record<ConfigMapRole, string>> {
   const versions: Partial<Record<ConfigMapRole, string>> = {};
-  for (const role of ['users', 'nss'] as const) {
+  for (const role of CONFIGMAP_ROLES) {
     const cm = configMaps[role];
     if (cm?.resourceVersion === undefined || cm.dataHash === undefined) continue;
     const owned = cm.ownerReferences?.some((ref) => ref.controller === true && ref.uid === ownerUid) === true;

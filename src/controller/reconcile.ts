@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from '../api/duration.js';
 import { declaredRateOf } from '../budget/declared-rate.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { syncKindOf } from '../budget/sync-kind.js';
-import { nssConfigMapName, SYNC_ID_ANNOTATION, usersConfigMapName, type ConfigMapManifest } from '../render/configmaps.js';
+import { SYNC_ID_ANNOTATION, type ConfigMapManifest } from '../render/configmaps.js';
 import { accessKeyIdentity } from '../provider/key-identity.js';
 import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
@@ -38,7 +38,17 @@ import { readyCondition } from './status.js';
 import type { ReconcileResult } from './queue.js';
 import { keyOf, type ObjectKey } from './object-key.js';
 import type { SecretRead } from './sync.js';
-import { ConfigMapLedger, contentsClaimed, contentsInOrder, roleOf, versionsWorthRecording, vouchedContents, type ConfigMapRole } from './configmap-contents.js';
+import {
+  CONFIGMAP_ROLES,
+  ConfigMapLedger,
+  configMapNameOf,
+  contentsClaimed,
+  contentsInOrder,
+  roleOf,
+  versionsWorthRecording,
+  vouchedContents,
+  type ConfigMapRole,
+} from './configmap-contents.js';
 import type { CachedConfigMap } from './cached-objects.js';
 
 /**
@@ -160,8 +170,8 @@ export class HpcClusterReconciler {
   knownConfigMaps(object: HpcClusterObject & { metadata: ObjectKey }): PlanInput['configMaps'] {
     const { namespace, name } = object.metadata;
     return {
-      users: this.known({ namespace, name: usersConfigMapName(name) }, 'users', object.status),
-      nss: this.known({ namespace, name: nssConfigMapName(name) }, 'nss', object.status),
+      users: this.known({ namespace, name: configMapNameOf('users', name) }, 'users', object.status),
+      nss: this.known({ namespace, name: configMapNameOf('nss', name) }, 'nss', object.status),
     };
   }
 
@@ -173,9 +183,10 @@ export class HpcClusterReconciler {
   async readUnvouched(objects: (HpcClusterObject & { metadata: ObjectKey })[]): Promise<void> {
     const reads = objects.flatMap((object) => {
       const { namespace, name } = object.metadata;
-      return Object.entries(this.knownConfigMaps(object))
-        .filter(([, cm]) => cm !== undefined && cm.dataHash === undefined)
-        .map(([role]) => this.checkLimit(() => this.read({ namespace, name: role === 'users' ? usersConfigMapName(name) : nssConfigMapName(name) })));
+      const known = this.knownConfigMaps(object);
+      return CONFIGMAP_ROLES.filter((role) => known[role] !== undefined && known[role].dataHash === undefined).map((role) =>
+        this.checkLimit(() => this.read({ namespace, name: configMapNameOf(role, name) })),
+      );
     });
     await Promise.all(reads);
   }
@@ -224,7 +235,7 @@ export class HpcClusterReconciler {
     if (object === undefined) {
       this.memos.delete(id);
       this.lastSyncs.delete(id);
-      for (const name of [usersConfigMapName(key.name), nssConfigMapName(key.name)]) this.contents.forget({ namespace: key.namespace, name });
+      for (const role of CONFIGMAP_ROLES) this.contents.forget({ namespace: key.namespace, name: configMapNameOf(role, key.name) });
       this.deps.budget.forget(id);
       return undefined;
     }
@@ -240,8 +251,8 @@ export class HpcClusterReconciler {
     // Read side by side: on a first sync these are three round trips to the apiserver.
     const [secret, users, nss] = await Promise.all([
       secretName === undefined ? undefined : kube.readSecret({ namespace: key.namespace, name: secretName }),
-      configMap(usersConfigMapName(key.name), 'users'),
-      configMap(nssConfigMapName(key.name), 'nss'),
+      configMap(configMapNameOf('users', key.name), 'users'),
+      configMap(configMapNameOf('nss', key.name), 'nss'),
     ]);
     const input: PlanInput = {
       object: { ...object, metadata: { ...object.metadata, ...key } },
@@ -349,8 +360,9 @@ export class HpcClusterReconciler {
       answer = { failure: { ...answer.failure, message, retry: { afterMs: Math.max(1, until - this.now().getTime()) } } };
     }
     const rendered = renderAnswer(input, request, answer);
-    // The list changed: the diff and the removal guard need the one -users holds.
-    const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace: input.object.metadata.namespace, name: usersConfigMapName(input.object.metadata.name) }) } } : input;
+    // The list changed: the diff and the removal guard compare with the one -users holds.
+    const { namespace, name } = input.object.metadata;
+    const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace, name: configMapNameOf('users', name) }) } } : input;
     return planSync(compared, request, rendered, this.scheduleOf(id, intervalMs, declared.problem));
   }
 
