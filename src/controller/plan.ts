@@ -7,6 +7,8 @@ import { usersTrusted } from '../domain/trusted-users.js';
 import type { SkippedUser } from '../domain/user.js';
 import {
   CLUSTER_LABEL,
+  configMapAnnotations,
+  configMapLabels,
   configMapManifest,
   CONTENT_HASH_ANNOTATION,
   contentHashOf,
@@ -14,9 +16,11 @@ import {
   MANAGED_BY_VALUE,
   nssConfigMapName,
   parseUsersJson,
+  renderConfigMaps,
   SYNC_ID_ANNOTATION,
   usersConfigMapName,
   type ConfigMapManifest,
+  type RenderSummary,
 } from '../render/configmaps.js';
 import type { ListResult, ProviderCredentials, ProviderTarget, UserListing } from '../provider/user-source.js';
 import { backoffDelayMs, type BackoffPolicy } from '../runtime/backoff.js';
@@ -145,12 +149,12 @@ export interface Plan {
 /** spec.syncInterval in ms: when a conflict, which no sync mends, is looked at again. */
 const intervalOf = (spec: HpcClusterSpec): number => parseDuration(spec.syncInterval) ?? DEFAULT_INTERVAL_MS;
 
-/** Whether the existing ConfigMap already holds exactly what would be written. */
-export function configMapUpToDate(existing: ConfigMapState | undefined, desired: ConfigMapManifest, ownerUid: string): boolean {
+/** Whether the existing ConfigMap of HpcCluster `clusterName` already holds exactly what `desired` renders. */
+export function configMapUpToDate(existing: ConfigMapState | undefined, desired: RenderSummary, clusterName: string, ownerUid: string): boolean {
   if (existing === undefined) return false;
-  if (existing.dataHash !== desired.metadata.annotations[CONTENT_HASH_ANNOTATION]) return false;
-  for (const k of [CONTENT_HASH_ANNOTATION, SYNC_ID_ANNOTATION]) if (existing.annotations?.[k] !== desired.metadata.annotations[k]) return false;
-  for (const [k, v] of Object.entries(desired.metadata.labels)) if (existing.labels?.[k] !== v) return false;
+  if (existing.dataHash !== desired.contentHash) return false;
+  for (const [k, v] of Object.entries(configMapAnnotations(desired))) if (existing.annotations?.[k] !== v) return false;
+  for (const [k, v] of Object.entries(configMapLabels(clusterName))) if (existing.labels?.[k] !== v) return false;
   return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
 }
 
@@ -405,8 +409,9 @@ export function planListing(input: PlanInput): { request: ListingRequest } | { p
 /** The provider's answer, with a listing's users selected and rendered (desiredUsers). */
 export type RenderedAnswer = { failure: SyncFailure } | { listing: UserListing; desired: DesiredUsers };
 
-export function renderAnswer(input: Pick<PlanInput, 'object'>, request: ListingRequest, answer: ListResult): RenderedAnswer {
-  return 'failure' in answer ? answer : { listing: answer.listing, desired: desiredUsers(input.object.metadata.name, request.spec, answer.listing) };
+/** `earlier`: this process's last render of the resource, reused when the list is the same (desiredUsers). */
+export function renderAnswer(input: Pick<PlanInput, 'object'>, request: ListingRequest, answer: ListResult, earlier?: readonly RenderSummary[]): RenderedAnswer {
+  return 'failure' in answer ? answer : { listing: answer.listing, desired: desiredUsers(input.object.metadata.name, request.spec, answer.listing, earlier) };
 }
 
 /**
@@ -417,7 +422,7 @@ export function previousUsersUnread(input: PlanInput, answer: RenderedAnswer): b
   if ('failure' in answer || answer.desired.sizeProblem !== undefined) return false;
   const cm = input.configMaps.users;
   const owner = { uid: input.object.metadata.uid, usersDigest: input.object.status?.usersDigest };
-  return cm?.usersJson === undefined && usersTrusted(owner, cm) && cm?.usersDigest !== answer.desired.rendered[0]?.syncId;
+  return cm?.usersJson === undefined && usersTrusted(owner, cm) && cm?.usersDigest !== answer.desired.configMaps[0]?.syncId;
 }
 
 /** The second step: what the provider's answer comes to; `schedule` is the key budget's word on the next sync. */
@@ -438,7 +443,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
   // The last good list: the users.json we wrote (read first when it changed: previousUsersUnread),
   // or status when the ConfigMap was deleted or altered.
   const trusted = usersTrusted({ uid: object.metadata.uid, usersDigest: object.status?.usersDigest }, configMaps.users);
-  const [usersConfigMap] = desired.rendered;
+  const [usersConfigMap] = desired.configMaps;
   // The same digest is the same list: an unchanged sync parses nothing.
   const previousUsers =
     trusted && configMaps.users?.usersDigest === usersConfigMap?.syncId
@@ -452,11 +457,14 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
 
   const ownerUid = object.metadata.uid ?? '';
   const cached = [configMaps.users, configMaps.nss];
+  const stale = desired.configMaps.map((cm, i) => !configMapUpToDate(cached[i], cm, name, ownerUid));
+  // Data is rendered only for a write: a reused render (desiredUsers) has none.
+  const rendered = stale.includes(true) ? (desired.rendered ?? renderConfigMaps(name, users)) : [];
   // -nss first: -users (whose users.json admission trusts once status vouches for it) changes
   // only after its companion is written, and status only after both.
-  const configMapWrites = desired.rendered
+  const configMapWrites = rendered
     .map((cm, i) => ({ manifest: configMapManifest({ name, namespace, uid: ownerUid }, cm), existing: cached[i] }))
-    .filter(({ manifest, existing }) => !configMapUpToDate(existing, manifest, ownerUid))
+    .filter((_, i) => stale[i])
     .reverse();
   const events: PlannedEvent[] = isEmptyDiff(diff)
     ? []

@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from '../api/duration.js';
 import { declaredRateOf } from '../budget/declared-rate.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { syncKindOf } from '../budget/sync-kind.js';
-import { SYNC_ID_ANNOTATION, type ConfigMapManifest } from '../render/configmaps.js';
+import { SYNC_ID_ANNOTATION, type ConfigMapManifest, type RenderSummary } from '../render/configmaps.js';
 import { accessKeyIdentity } from '../provider/key-identity.js';
 import type { ListResult, UserSource } from '../provider/user-source.js';
 import { MAX_PAGE_SIZE } from '../provider/wire.js';
@@ -120,6 +120,8 @@ export class HpcClusterReconciler {
   private readonly memos = new Map<string, FailureMemo>();
   /** What each resource's last sync in this process was computed from: tells periodic syncs from asked-for ones. */
   private readonly lastSyncs = new Map<string, ReturnType<typeof memoOf>>();
+  /** This process's last render of each resource, without its data: the same list again renders nothing (desiredUsers). */
+  private readonly renders = new Map<string, RenderSummary[]>();
   /** What the ConfigMaps hold at the versions this process wrote or read (configmap-contents.ts). */
   private readonly contents = new ConfigMapLedger();
   /** Whole ConfigMaps read to check a watch event: after a restart that may be every one of them. */
@@ -235,6 +237,7 @@ export class HpcClusterReconciler {
     if (object === undefined) {
       this.memos.delete(id);
       this.lastSyncs.delete(id);
+      this.renders.delete(id);
       for (const role of CONFIGMAP_ROLES) this.contents.forget({ namespace: key.namespace, name: configMapNameOf(role, key.name) });
       this.deps.budget.forget(id);
       return undefined;
@@ -359,7 +362,8 @@ export class HpcClusterReconciler {
       const message = `${answer.failure.message}; every resource on access key ${accessKey.short} waits until ${formatTimestamp(new Date(until))}`;
       answer = { failure: { ...answer.failure, message, retry: { afterMs: Math.max(1, until - this.now().getTime()) } } };
     }
-    const rendered = renderAnswer(input, request, answer);
+    const rendered = renderAnswer(input, request, answer, this.renders.get(id));
+    if ('desired' in rendered) this.renders.set(id, rendered.desired.configMaps);
     // The list changed: the diff and the removal guard compare with the one -users holds.
     const { namespace, name } = input.object.metadata;
     const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace, name: configMapNameOf('users', name) }) } } : input;

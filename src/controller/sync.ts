@@ -2,7 +2,7 @@ import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, type HpcClusterSpec } from 
 import { selectUsers } from '../domain/select.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
 import type { ValidatedUsers } from '../domain/validate.js';
-import { configMapSizeProblem, renderConfigMaps, type RenderedConfigMap } from '../render/configmaps.js';
+import { configMapSizeProblem, renderConfigMaps, summaryOf, syncIdOf, type RenderedConfigMap, type RenderSummary } from '../render/configmaps.js';
 import type { ProviderCredentials, ProviderTarget } from '../provider/user-source.js';
 
 /** The pure steps of a sync that the reconcile plan and `render` share. */
@@ -54,15 +54,27 @@ export function providerTarget(spec: HpcClusterSpec): ProviderTarget {
 export interface DesiredUsers {
   users: HpcUser[];
   skipped: SkippedUser[];
-  /** Both ConfigMaps, users first. */
-  rendered: RenderedConfigMap[];
+  /** Both ConfigMaps as rendered, users first, without their data. */
+  configMaps: RenderSummary[];
+  /** Their data; undefined when an earlier render of the same list was reused. */
+  rendered: RenderedConfigMap[] | undefined;
   /** Why the ConfigMaps cannot be written, when they cannot. */
   sizeProblem: string | undefined;
 }
 
-/** The users the spec selects from a listing, rendered into the HpcCluster `name`'s ConfigMaps. */
-export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers): DesiredUsers {
+/**
+ * The users the spec selects from a listing, rendered into the HpcCluster `name`'s ConfigMaps.
+ * When they render with the sync id of `earlier` (a render of the same list by this process),
+ * that render is reused without its data: the same list renders the same data, and rendering
+ * it is most of an unchanged sync's CPU. Whoever needs the data then renders it (planSync).
+ */
+export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers): DesiredUsers & { rendered: RenderedConfigMap[] };
+export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers, earlier: readonly RenderSummary[] | undefined): DesiredUsers;
+export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers, earlier?: readonly RenderSummary[]): DesiredUsers {
   const { users, skipped } = selectUsers(listing, { idRange: spec.idRange, roles: spec.filter?.roles });
+  if (earlier !== undefined && earlier[0]?.syncId === syncIdOf(users)) {
+    return { users, skipped, configMaps: [...earlier], rendered: undefined, sizeProblem: configMapSizeProblem(earlier) };
+  }
   const rendered = renderConfigMaps(name, users);
-  return { users, skipped, rendered, sizeProblem: configMapSizeProblem(rendered) };
+  return { users, skipped, configMaps: rendered.map(summaryOf), rendered, sizeProblem: configMapSizeProblem(rendered) };
 }

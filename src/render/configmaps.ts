@@ -39,6 +39,11 @@ export interface RenderedConfigMap {
   syncId: string;
 }
 
+/** A rendered ConfigMap without its data: what is kept of a render once it is done. */
+export type RenderSummary = Omit<RenderedConfigMap, 'data'>;
+
+export const summaryOf = ({ data: _data, ...summary }: RenderedConfigMap): RenderSummary => summary;
+
 const byUsername = (a: HpcUser, b: HpcUser): number => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0);
 
 /** The users in username order: the order of users.json, and of status.users. */
@@ -124,6 +129,11 @@ function rendered(name: string, data: Record<string, string>, syncId: string): R
   return { name, data, ...measure(data), syncId };
 }
 
+/** The sync id a user list renders with (both ConfigMaps carry it): the sha256 of its users.json. */
+export function syncIdOf(users: readonly HpcUser[]): string {
+  return usersDigestOf(renderUsersJson(users));
+}
+
 /** Both ConfigMaps of an HpcCluster, users first. */
 export function renderConfigMaps(clusterName: string, users: readonly HpcUser[]): RenderedConfigMap[] {
   const sorted = sortedUsers(users);
@@ -139,7 +149,7 @@ export function renderConfigMaps(clusterName: string, users: readonly HpcUser[])
 export const USUAL_MAX_USERS = 3400;
 
 /** What is wrong when a ConfigMap would pass the apiserver's size limit, and which filter helps; or undefined. */
-export function configMapSizeProblem(rendered: readonly RenderedConfigMap[]): string | undefined {
+export function configMapSizeProblem(rendered: readonly RenderSummary[]): string | undefined {
   const tooLarge = rendered.find((cm) => cm.size > MAX_CONFIGMAP_BYTES);
   return tooLarge === undefined
     ? undefined
@@ -189,6 +199,12 @@ export interface ConfigMapManifest {
   data: Record<string, string>;
 }
 
+/** The labels of HpcCluster `clusterName`'s ConfigMaps. */
+export const configMapLabels = (clusterName: string): Record<string, string> => ({ [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CLUSTER_LABEL]: clusterName });
+
+/** The annotations of a rendered ConfigMap: its content hash and sync id. */
+export const configMapAnnotations = (cm: RenderSummary): Record<string, string> => ({ [CONTENT_HASH_ANNOTATION]: cm.contentHash, [SYNC_ID_ANNOTATION]: cm.syncId });
+
 /** The full ConfigMap object: labels, content hash and the controller ownerReference. */
 export function configMapManifest(owner: ConfigMapOwner, cm: RenderedConfigMap): ConfigMapManifest {
   return {
@@ -197,8 +213,8 @@ export function configMapManifest(owner: ConfigMapOwner, cm: RenderedConfigMap):
     metadata: {
       name: cm.name,
       namespace: owner.namespace,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CLUSTER_LABEL]: owner.name },
-      annotations: { [CONTENT_HASH_ANNOTATION]: cm.contentHash, [SYNC_ID_ANNOTATION]: cm.syncId },
+      labels: configMapLabels(owner.name),
+      annotations: configMapAnnotations(cm),
       ...(owner.uid === undefined
         ? {}
         : {

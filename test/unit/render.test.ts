@@ -7,6 +7,8 @@ import {
   contentHashOf,
   parseUsersJson,
   renderConfigMaps,
+  summaryOf,
+  syncIdOf,
   renderNssData,
   renderUsersData,
   USUAL_MAX_USERS,
@@ -62,6 +64,14 @@ describe('renderConfigMaps', () => {
     expect(nss?.name).toBe('chem-lab-nss');
     const expectedSize = Object.entries(users?.data ?? {}).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
     expect(users?.size).toBe(expectedSize);
+  });
+
+  it('gives both ConfigMaps the sync id syncIdOf works out from users.json alone', () => {
+    const [users, nss] = renderConfigMaps('chem-lab', [alice]);
+    expect(syncIdOf([alice])).toBe(users?.syncId);
+    expect(nss?.syncId).toBe(users?.syncId);
+    expect(syncIdOf([{ ...alice, uid: alice.uid + 1 }])).not.toBe(users?.syncId);
+    expect(summaryOf(users!)).toEqual({ name: 'chem-lab-users', contentHash: users?.contentHash, size: users?.size, syncId: users?.syncId });
   });
 
   it('fits the users of the usual size the README promises, and names the filter to use past the limit', () => {

@@ -349,6 +349,26 @@ describe('planSync', () => {
     expect(previousUsersUnread(known, renderAnswer(known, asked, failed({ reason: 'ListUsersFailed', message: 'HTTP 503', retry: 'backoff' })))).toBe(false);
   });
 
+  it("reuses this process's earlier render of the same list: no data rendered, nothing written, and still repairs drift", () => {
+    const before = afterFirstSync(team(3));
+    const asked = request(before);
+    const earlier = renderAnswer(before, asked, listed(team(3)));
+    if (!('desired' in earlier)) throw new Error('no listing');
+    const again = renderAnswer(before, asked, listed(team(3)), earlier.desired.configMaps);
+    if (!('desired' in again)) throw new Error('no listing');
+    expect(again.desired.rendered).toBeUndefined();
+    expect(again.desired.configMaps).toEqual(earlier.desired.configMaps);
+    expect(planSync(before, asked, again, { nextSyncMs: 600_000 }).configMapWrites).toEqual([]);
+    // -nss edited meanwhile: its data is rendered for the write, exactly as a fresh render gives it.
+    const edited = { ...before, configMaps: { ...before.configMaps, nss: { ...before.configMaps.nss, dataHash: 'sha256:edited' } } };
+    const repair = planSync(edited, asked, again, { nextSyncMs: 600_000 }).configMapWrites;
+    expect(repair.map((w) => w.manifest)).toEqual(plan(edited, listed(team(3))).configMapWrites.map((w) => w.manifest));
+    expect(repair.map((w) => w.manifest.metadata.name)).toEqual(['lab-nss']);
+    // Another list is rendered afresh.
+    const changed = renderAnswer(before, asked, listed(team(4)), earlier.desired.configMaps);
+    expect('desired' in changed && changed.desired.rendered !== undefined).toBe(true);
+  });
+
   it('holds a removal measured against status when users.json is gone', () => {
     const before = afterFirstSync(team(10));
     expect(ready(plan({ ...before, configMaps: {} }, listed(team(3))))?.reason).toBe('RemovalHeld');
