@@ -422,7 +422,7 @@ export function previousUsersUnread(input: PlanInput, answer: RenderedAnswer): b
   if ('failure' in answer || answer.desired.sizeProblem !== undefined) return false;
   const cm = input.configMaps.users;
   const owner = { uid: input.object.metadata.uid, usersDigest: input.object.status?.usersDigest };
-  return cm?.usersJson === undefined && usersTrusted(owner, cm) && cm?.usersDigest !== answer.desired.configMaps[0]?.syncId;
+  return cm?.usersJson === undefined && usersTrusted(owner, cm) && cm?.usersDigest !== answer.desired.syncId;
 }
 
 /** The second step: what the provider's answer comes to; `schedule` is the key budget's word on the next sync. */
@@ -443,10 +443,9 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
   // The last good list: the users.json we wrote (read first when it changed: previousUsersUnread),
   // or status when the ConfigMap was deleted or altered.
   const trusted = usersTrusted({ uid: object.metadata.uid, usersDigest: object.status?.usersDigest }, configMaps.users);
-  const [usersConfigMap] = desired.configMaps;
   // The same digest is the same list: an unchanged sync parses nothing.
   const previousUsers =
-    trusted && configMaps.users?.usersDigest === usersConfigMap?.syncId
+    trusted && configMaps.users?.usersDigest === desired.syncId
       ? users
       : ((trusted ? parseUsersJson(configMaps.users?.usersJson) : undefined) ?? (object.status?.usersTruncated === false ? object.status.users : undefined));
   const diff = diffUsers(previousUsers ?? [], users);
@@ -471,7 +470,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
     : previousUsers === undefined
       ? [{ type: 'Normal', reason: 'Synced', message: `${users.length} users synced` }]
       : [{ type: 'Normal', reason: 'UsersChanged', message: `Users changed: ${describeDiff(diff)}` }];
-  const outcome: SyncOutcome = { reason: 'Synced', users, skipped, ...(usersConfigMap === undefined ? {} : { usersDigest: usersConfigMap.syncId }) };
+  const outcome: SyncOutcome = { reason: 'Synced', users, skipped, usersDigest: desired.syncId };
   const plan = settle(input, outcome, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
   return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
 }

@@ -6,8 +6,7 @@ import {
 } from '../api/hpccluster.js';
 import type { SyncFailure } from '../domain/failure.js';
 import type { HpcUser, SkippedUser } from '../domain/user.js';
-import { usersDigestOf } from '../domain/trusted-users.js';
-import { renderUsersJson, sortedUsers } from '../render/configmaps.js';
+import { sortedUsers } from '../render/configmaps.js';
 import { formatTimestamp } from '../runtime/clock.js';
 import { failurePolicy } from './policy.js';
 
@@ -19,8 +18,8 @@ import { failurePolicy } from './policy.js';
 
 /** How one reconcile ended, as status reports it. */
 export type SyncOutcome =
-  /** usersDigest: the sync id rendering the ConfigMaps already worked out, when there was one. */
-  | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[]; usersDigest?: string }
+  /** usersDigest: the sync id of the users (syncIdOf), which rendering the ConfigMaps works out. */
+  | { reason: 'Synced'; users: HpcUser[]; skipped: SkippedUser[]; usersDigest: string }
   | { reason: 'Suspended' }
   | (SyncFailure & { skipped?: SkippedUser[] });
 
@@ -77,7 +76,7 @@ export function nextStatus(
     next.users = sortedUsers(outcome.users).slice(0, MAX_STATUS_USERS);
     next.usersTruncated = outcome.users.length > MAX_STATUS_USERS;
     // Written after the -users ConfigMap it vouches for (see domain/trusted-users.ts).
-    next.usersDigest = outcome.usersDigest ?? usersDigestOf(renderUsersJson(outcome.users));
+    next.usersDigest = outcome.usersDigest;
     next.lastSyncTime = at;
     next.lastSuccessfulSyncTime = at;
   } else if (outcome.reason === 'Suspended') {

@@ -54,6 +54,8 @@ export function providerTarget(spec: HpcClusterSpec): ProviderTarget {
 export interface DesiredUsers {
   users: HpcUser[];
   skipped: SkippedUser[];
+  /** The sync id of the users: the sha256 of their users.json (status.usersDigest). */
+  syncId: string;
   /** Both ConfigMaps as rendered, users first, without their data. */
   configMaps: RenderSummary[];
   /** Their data; undefined when an earlier render of the same list was reused. */
@@ -72,9 +74,11 @@ export function desiredUsers(name: string, spec: HpcClusterSpec, listing: Valida
 export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers, earlier: readonly RenderSummary[] | undefined): DesiredUsers;
 export function desiredUsers(name: string, spec: HpcClusterSpec, listing: ValidatedUsers, earlier?: readonly RenderSummary[]): DesiredUsers {
   const { users, skipped } = selectUsers(listing, { idRange: spec.idRange, roles: spec.filter?.roles });
-  if (earlier !== undefined && earlier[0]?.syncId === syncIdOf(users)) {
-    return { users, skipped, configMaps: [...earlier], rendered: undefined, sizeProblem: configMapSizeProblem(earlier) };
+  if (earlier !== undefined) {
+    const syncId = syncIdOf(users);
+    if (earlier[0]?.syncId === syncId) return { users, skipped, syncId, configMaps: [...earlier], rendered: undefined, sizeProblem: configMapSizeProblem(earlier) };
   }
   const rendered = renderConfigMaps(name, users);
-  return { users, skipped, configMaps: rendered.map(summaryOf), rendered, sizeProblem: configMapSizeProblem(rendered) };
+  const syncId = rendered[0]?.syncId ?? syncIdOf(users);
+  return { users, skipped, syncId, configMaps: rendered.map(summaryOf), rendered, sizeProblem: configMapSizeProblem(rendered) };
 }

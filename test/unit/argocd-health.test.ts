@@ -10,6 +10,7 @@ import { nextStatus, type SyncOutcome } from '../../src/controller/status.js';
 import type { FailureReason, Retry } from '../../src/domain/failure.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { buildHealthRunner } from '../../tools/argocd/build.js';
+import { syncIdOf } from '../../src/render/configmaps.js';
 import { cmPatchPath, HEALTH_KEY, healthScriptPath, readHealthScript } from '../../tools/argocd/cm-patch.js';
 
 interface Health {
@@ -23,7 +24,7 @@ const later = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
 const configMaps = ['chem-lab-users', 'chem-lab-nss'];
 const users = (n: number): HpcUser[] =>
   Array.from({ length: n }, (_, i) => ({ username: `u${i}`, uid: 2000 + i, gid: 2000 + i, role: 'member' as const, nasMountPoint: `/h/${i}`, userId: `usr-${i}`, hpcUserId: `h-${i}` }));
-const synced = (n: number): SyncOutcome => ({ reason: 'Synced', users: users(n), skipped: [] });
+const synced = (n: number): SyncOutcome => ({ reason: 'Synced', users: users(n), skipped: [], usersDigest: syncIdOf(users(n)) });
 /** Each failure with the retry the operator gives it. */
 const RETRY: Record<FailureReason, Retry> = {
   InvalidSpec: 'never',

@@ -2,13 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import type { HpcClusterStatus } from '../../src/api/hpccluster.js';
 import type { HpcUser } from '../../src/domain/user.js';
 import { nextStatus, STATUS_HEARTBEAT_MS, statusWriteDue, type SyncOutcome } from '../../src/controller/status.js';
+import { syncIdOf } from '../../src/render/configmaps.js';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const later = (ms: number) => new Date(t0.getTime() + ms);
 const cms = ['c-users', 'c-nss'];
 const users = (n: number): HpcUser[] =>
   Array.from({ length: n }, (_, i) => ({ username: `u${String(i).padStart(4, '0')}`, uid: 2000 + i, gid: 2000 + i, role: 'member' as const, nasMountPoint: `/h/${i}`, userId: `usr-${i}`, hpcUserId: `h-${i}` }));
-const synced = (n: number): SyncOutcome => ({ reason: 'Synced', users: users(n), skipped: [] });
+const synced = (n: number): SyncOutcome => ({ reason: 'Synced', users: users(n), skipped: [], usersDigest: syncIdOf(users(n)) });
 const cond = (s: HpcClusterStatus, type: string) => s.conditions?.find((c) => c.type === type);
 
 describe('nextStatus', () => {

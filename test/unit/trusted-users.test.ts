@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { trustedUsersJson, usersDigestOf, usersTrusted } from '../../src/domain/trusted-users.js';
 import { nextStatus } from '../../src/controller/status.js';
-import { renderUsersData, USERS_JSON_KEY } from '../../src/render/configmaps.js';
+import { renderUsersData, syncIdOf, USERS_JSON_KEY } from '../../src/render/configmaps.js';
 import type { HpcUser } from '../../src/domain/user.js';
 
 const ann: HpcUser = { username: 'ann', uid: 30001, gid: 30001, role: 'member', nasMountPoint: '/public/ann', userId: 'usr-ann', hpcUserId: 'hpcuser-ann' };
@@ -32,8 +32,8 @@ describe('trustedUsersJson', () => {
     expect(trustedUsersJson(owner, undefined)).toBeUndefined();
   });
 
-  it('is what a synced status records, so status and ConfigMap agree', () => {
-    const status = nextStatus(undefined, 1, { reason: 'Synced', users: [ann], skipped: [] }, new Date(0), []);
+  it('is the sync id a synced status records, so status and ConfigMap agree', () => {
+    const status = nextStatus(undefined, 1, { reason: 'Synced', users: [ann], skipped: [], usersDigest: syncIdOf([ann]) }, new Date(0), []);
     expect(status.usersDigest).toBe(owner.usersDigest);
   });
 });

@@ -4,7 +4,7 @@ import { cachedConfigMap, type CachedConfigMap } from '../../../src/controller/c
 import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
 import { nextStatus } from '../../../src/controller/status.js';
 import type { HpcUser } from '../../../src/domain/user.js';
-import { configMapManifest, renderConfigMaps } from '../../../src/render/configmaps.js';
+import { configMapManifest, renderConfigMaps, syncIdOf } from '../../../src/render/configmaps.js';
 import { admit, review, type AdmissionRequest } from '../../../src/webhook/admission.js';
 import { IdentityResolver, type ConfigMapReader } from '../../../src/webhook/identity.js';
 import { contentsOfData } from '../../../src/controller/configmap-contents.js';
@@ -22,7 +22,7 @@ function hpcCluster(name: string, users: HpcUser[] | undefined, spec: Record<str
     spec: { clusterId: 'hpc-1', zone: 'jinan1a', credentialsSecretRef: { name: 'key' }, ...spec },
     ...(users === undefined
       ? {}
-      : { status: nextStatus(undefined, 1, { reason: 'Synced', users, skipped: [{ username: 'bad:name', reason: 'username has characters outside [A-Za-z0-9._-]' }] }, new Date(0), []) }),
+      : { status: nextStatus(undefined, 1, { reason: 'Synced', users, skipped: [{ username: 'bad:name', reason: 'username has characters outside [A-Za-z0-9._-]' }], usersDigest: syncIdOf(users) }, new Date(0), []) }),
   };
 }
 
@@ -265,7 +265,7 @@ describe('what tenants can write changes nothing', () => {
   });
 
   it('after a sync without the user, the old users.json no longer counts and the new one refuses', async () => {
-    const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
+    const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [], usersDigest: syncIdOf([ben]) }, new Date(1000), []) };
     expect(refusal(pod(), await caches([later], [usersConfigMap(chemLab, [ann, ben])])).code).toBe(503);
     expect(refusal(pod(), await caches([later], [usersConfigMap(later, [ben])])).message).toContain('user "ann" (annotation hpc.shanhe.com/user) is not a user');
   });
@@ -303,7 +303,7 @@ describe('the index prepared as the caches fill', () => {
   });
 
   it('follows a new sync: the index of the new digest replaces the old', async () => {
-    const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [] }, new Date(1000), []) };
+    const later = { ...chemLab, status: nextStatus(chemLab.status, 1, { reason: 'Synced', users: [ben], skipped: [], usersDigest: syncIdOf([ben]) }, new Date(1000), []) };
     const resolver = new IdentityResolver();
     await resolver.prepare('research', 'chem-lab', sources(chemLab, trusted), reader([trusted]));
     expect(await resolver.prepare('research', 'chem-lab', sources(later, trusted), reader([trusted]))).toBe(false);
