@@ -22,6 +22,14 @@ const MAX_EVENT_MESSAGE = 1024;
 
 const configMapPath = (namespace: string, name?: string): string => `/api/v1/namespaces/${namespace}/configmaps${name === undefined ? '' : `/${name}`}`;
 
+/**
+ * A read of a version at least as new as `resourceVersion`: the apiserver answers it from its
+ * watch cache instead of a quorum read of etcd, and never older than what this process saw.
+ * Without one, the latest version (from etcd).
+ */
+const notOlderThanQuery = (resourceVersion: string | undefined): { query?: { resourceVersion: string } } =>
+  resourceVersion === undefined ? {} : { query: { resourceVersion } };
+
 /** What the reconcile reads of a ConfigMap's metadata. */
 function configMapState(cm: CachedConfigMap): ConfigMapState {
   const meta = cm.metadata;
@@ -53,9 +61,9 @@ export class KubeApiPort implements KubePort {
     return cm === undefined ? undefined : configMapState(cm);
   }
 
-  async readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
+  async readConfigMap(key: ObjectKey, notOlderThan: string | undefined): Promise<ConfigMapState | undefined> {
     try {
-      const cm = await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name));
+      const cm = await this.client.get<V1ConfigMap>(configMapPath(key.namespace, key.name), notOlderThanQuery(notOlderThan));
       const data = cm.data ?? {};
       const usersJson = data[USERS_JSON_KEY];
       return { ...configMapState(cachedConfigMap(cm)), ...contentsOfData(data), ...(usersJson === undefined ? {} : { usersJson }) };
@@ -80,7 +88,8 @@ export class KubeApiPort implements KubePort {
     if (!isLentToOperator(metadata.labels)) return { state: 'not-lent' };
     let secret: V1Secret;
     try {
-      secret = await this.client.get<V1Secret>(`/api/v1/namespaces/${key.namespace}/secrets/${key.name}`);
+      // At least as new as the cache's version: the apiserver answers from its watch cache.
+      secret = await this.client.get<V1Secret>(`/api/v1/namespaces/${key.namespace}/secrets/${key.name}`, notOlderThanQuery(metadata.resourceVersion));
     } catch (err) {
       if (isNotFound(err)) return { state: 'missing' };
       throw err;

@@ -140,7 +140,7 @@ export class Manager {
             ...options.webhook,
             hpcClusters,
             configMaps: this.configMaps,
-            readConfigMap: (key) => kube.readConfigMap(key),
+            readConfigMap: (key, notOlderThan) => kube.readConfigMap(key, notOlderThan),
             cachesSynced: () => this.controller.isReady(),
             metrics,
             logger,

@@ -63,8 +63,11 @@ export interface KubePort {
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined;
   /** From the cache, which holds only ConfigMaps labelled as the operator's, and only their metadata. */
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
-  /** From the apiserver, whole (contents and users.json): any ConfigMap, labelled or not; undefined when it does not exist. */
-  readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined>;
+  /**
+   * From the apiserver, whole (contents and users.json): any ConfigMap, labelled or not, at a
+   * version not older than `notOlderThan` (any version this process saw); undefined when it does not exist.
+   */
+  readConfigMap(key: ObjectKey, notOlderThan: string | undefined): Promise<ConfigMapState | undefined>;
   /** From the apiserver: the whole status, users included, which the cache leaves out. */
   readHpcClusterStatus(key: ObjectKey): Promise<HpcClusterStatus | undefined>;
   /** The data of a Secret lent to the operator; the data of any other Secret is never read. */
@@ -146,16 +149,16 @@ export class HpcClusterReconciler {
     const status = this.deps.kube.getHpcCluster(owner)?.status;
     if (vouchedContents(metadata, role, this.contents.at(key, metadata.resourceVersion), status) !== undefined) return false;
     const write = this.contents.inFlight(key, metadata);
-    if (write === undefined) return this.checkConfigMap(key, role, owner);
+    if (write === undefined) return this.checkConfigMap(key, metadata.resourceVersion, role, owner);
     return write.answer.then((written) =>
-      metadata.resourceVersion === written || metadata.resourceVersion === write.replacing ? false : this.checkConfigMap(key, role, owner),
+      metadata.resourceVersion === written || metadata.resourceVersion === write.replacing ? false : this.checkConfigMap(key, metadata.resourceVersion, role, owner),
     );
   }
 
   /** Reads a ConfigMap whole and says whether it calls for a sync of its owner. */
-  private checkConfigMap(key: ObjectKey, role: ConfigMapRole, owner: ObjectKey): Promise<boolean> {
+  private checkConfigMap(key: ObjectKey, seen: string | undefined, role: ConfigMapRole, owner: ObjectKey): Promise<boolean> {
     return this.checkLimit(async () => {
-      const read = await this.read(key);
+      const read = await this.read(key, seen);
       if (read?.dataHash === undefined) return true;
       return !contentsInOrder(read.annotations, { dataHash: read.dataHash, usersDigest: read.usersDigest }, role, this.deps.kube.getHpcCluster(owner));
     });
@@ -186,16 +189,17 @@ export class HpcClusterReconciler {
     const reads = objects.flatMap((object) => {
       const { namespace, name } = object.metadata;
       const known = this.knownConfigMaps(object);
-      return CONFIGMAP_ROLES.filter((role) => known[role] !== undefined && known[role].dataHash === undefined).map((role) =>
-        this.checkLimit(() => this.read({ namespace, name: configMapNameOf(role, name) })),
-      );
+      return CONFIGMAP_ROLES.flatMap((role) => {
+        const cm = known[role];
+        return cm === undefined || cm.dataHash !== undefined ? [] : [this.checkLimit(() => this.read({ namespace, name: configMapNameOf(role, name) }, cm.resourceVersion))];
+      });
     });
     await Promise.all(reads);
   }
 
-  /** A ConfigMap read whole; what it holds at that version is remembered. */
-  private async read(key: ObjectKey): Promise<ConfigMapState | undefined> {
-    const read = await this.deps.kube.readConfigMap(key);
+  /** A ConfigMap read whole, not older than `notOlderThan`; what it holds at that version is remembered. */
+  private async read(key: ObjectKey, notOlderThan: string | undefined): Promise<ConfigMapState | undefined> {
+    const read = await this.deps.kube.readConfigMap(key, notOlderThan);
     if (read?.dataHash !== undefined) this.contents.read(key, read.resourceVersion, { dataHash: read.dataHash, usersDigest: read.usersDigest });
     return read;
   }
@@ -249,7 +253,8 @@ export class HpcClusterReconciler {
     const configMap = async (name: string, role: ConfigMapRole): Promise<ConfigMapState | undefined> => {
       const cmKey = { namespace: key.namespace, name };
       const known = this.known(cmKey, role, object.status);
-      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey);
+      // Not older than the cached version, or (a name the cache does not hold) than the HpcCluster.
+      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey, known?.resourceVersion ?? object.metadata.resourceVersion);
     };
     // Read side by side: on a first sync these are three round trips to the apiserver.
     const [secret, users, nss] = await Promise.all([
@@ -366,7 +371,8 @@ export class HpcClusterReconciler {
     if ('desired' in rendered) this.renders.set(id, rendered.desired.configMaps);
     // The list changed: the diff and the removal guard compare with the one -users holds.
     const { namespace, name } = input.object.metadata;
-    const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace, name: configMapNameOf('users', name) }) } } : input;
+    const users = input.configMaps.users;
+    const compared = previousUsersUnread(input, rendered) ? { ...input, configMaps: { ...input.configMaps, users: await this.read({ namespace, name: configMapNameOf('users', name) }, users?.resourceVersion) } } : input;
     return planSync(compared, request, rendered, this.scheduleOf(id, intervalMs, declared.problem));
   }
 

@@ -34,8 +34,8 @@ export interface ClaimSources {
   usersConfigMap: CachedConfigMap | undefined;
 }
 
-/** Reads a ConfigMap whole from the apiserver (the cache holds metadata only). */
-export type ConfigMapReader = (key: { namespace: string; name: string }) => Promise<ConfigMapState | undefined>;
+/** Reads a ConfigMap whole from the apiserver (the cache holds metadata only), not older than a version seen. */
+export type ConfigMapReader = (key: { namespace: string; name: string }, notOlderThan: string | undefined) => Promise<ConfigMapState | undefined>;
 
 /** What admission reads of a user, and no more: an index is held for every HpcCluster cached. */
 interface IndexedUser {
@@ -121,7 +121,7 @@ export class IdentityResolver {
     if (this.indexes.get(key)?.usersDigest === usersDigest) return true;
     // Its sync id says whether this version can be the one status names: no read before it is.
     if (usersConfigMap.metadata.annotations?.[SYNC_ID_ANNOTATION] !== usersDigest) return false;
-    const cm = await read({ namespace, name: usersConfigMap.metadata.name });
+    const cm = await read({ namespace, name: usersConfigMap.metadata.name }, usersConfigMap.metadata.resourceVersion);
     if (!usersTrusted({ uid: hpcCluster.metadata.uid, usersDigest }, cm)) return false;
     const users = parseUsersJson(cm?.usersJson);
     if (users === undefined) return false;

@@ -55,7 +55,10 @@ class MemoryKube implements KubePort {
     const { labels, annotations } = cm.manifest.metadata;
     return { resourceVersion: cm.resourceVersion, labels, annotations, ownerReferences: [{ uid: 'uid-1', controller: true, kind: 'HpcCluster', name: 'lab' }] };
   }
-  readConfigMap(key: ObjectKey): Promise<ConfigMapState | undefined> {
+  /** The version each read was to be no older than. */
+  readsNotOlderThan: (string | undefined)[] = [];
+  readConfigMap(key: ObjectKey, notOlderThan: string | undefined): Promise<ConfigMapState | undefined> {
+    this.readsNotOlderThan.push(notOlderThan);
     const cached = this.getConfigMap(key);
     // Data read: a look-up of a name not taken reads none.
     if (cached !== undefined) this.configMapReads++;
@@ -179,8 +182,11 @@ describe('HpcClusterReconciler', () => {
     const forged = { 'users.json': '[{"username":"ann","uid":0}]\n' };
     kube.tamper('lab-users', forged, { 'hpc.shanhe.com/content-hash': contentsOfData(forged).dataHash, 'hpc.shanhe.com/sync-id': usersDigestOf(forged['users.json']) });
     const cm = { metadata: { name: 'lab-users', namespace: KEY.namespace, resourceVersion: kube.configMaps.get('lab-users')?.resourceVersion, ownerReferences: [] } };
+    kube.readsNotOlderThan.length = 0;
     expect(await reconciler.configMapCallsForSync(cm, KEY)).toBe(true);
     expect(kube.configMapReads).toBe(1);
+    // Read no older than the version the event showed: the apiserver answers from its watch cache.
+    expect(kube.readsNotOlderThan).toEqual([cm.metadata.resourceVersion]);
     kube.writes.length = 0;
     await reconciler.reconcile(KEY, signal);
     expect(calls()).toBe(2);

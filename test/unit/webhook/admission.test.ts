@@ -279,9 +279,9 @@ describe('the index prepared as the caches fill', () => {
   it('is built only from a list the HpcCluster vouches for, read only when its sync id is the one status names', async () => {
     const resolver = new IdentityResolver();
     let reads = 0;
-    const counted: ConfigMapReader = (key) => {
+    const counted: ConfigMapReader = (key, notOlderThan) => {
       reads++;
-      return reader([trusted])(key);
+      return reader([trusted])(key, notOlderThan);
     };
     expect(await resolver.prepare('research', 'chem-lab', sources(chemLab, edited), counted)).toBe(false);
     expect(await resolver.prepare('research', 'fresh', sources(hpcCluster('fresh', undefined), trusted), counted)).toBe(false);
