@@ -142,7 +142,7 @@ export interface Plan {
   listed?: { users: number; pages: number; requests: number };
   /** Set when the users were synced. */
   synced?: { users: number; pages: number };
-  /** The status after this reconcile, written or not: recordWrittenVersions may make a write due. */
+  /** The status after this reconcile, written or not: recordConfigMapVersions may make a write due. */
   next?: HpcClusterStatus;
 }
 
