@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUsageError, runCommand, type Command, type DeferredCommand } from './command.js';
+import { messageOf } from '../runtime/error-message.js';
 import { crdCommand } from './commands/crd.js';
 import { listUsersCommand } from './commands/list-users.js';
 import { renderCommand } from './commands/render.js';
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`hpc-user-operator ${name}: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`hpc-user-operator ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`hpc-user-operator ${name}: ${messageOf(err)}\n`);
     return 1;
   }
 }

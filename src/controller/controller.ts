@@ -7,6 +7,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { messageOf } from '../runtime/error-message.js';
 import type { InformerEvent, InformerHandler } from './informer.js';
 import type { LeaderElector } from './leader.js';
 import { keyOf, objectKey, parseKey, type ObjectKey } from './object-key.js';
@@ -148,7 +149,7 @@ export class Controller<P extends KubernetesObject> {
         verdict.then(
           (yes) => yes && this.enqueue(ownerOf(child)),
           (error: unknown) => {
-            this.options.logger.warn({ error: error instanceof Error ? error.message : String(error), cache: children.name }, 'could not weigh a watch event: reconciling its owner');
+            this.options.logger.warn({ error: messageOf(error), cache: children.name }, 'could not weigh a watch event: reconciling its owner');
             this.enqueue(ownerOf(child));
           },
         );
@@ -255,7 +256,7 @@ export class Controller<P extends KubernetesObject> {
     prepareStartup().then(
       () => queueFound(startupDelayMs),
       (error: unknown) => {
-        this.options.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not prepare the start-up schedule: reconciling everything now');
+        this.options.logger.warn({ error: messageOf(error) }, 'could not prepare the start-up schedule: reconciling everything now');
         queueFound(() => 0);
       },
     );

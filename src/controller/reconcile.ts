@@ -12,6 +12,7 @@ import { formatTimestamp } from '../runtime/clock.js';
 import { KubeApiError } from '../kube/client.js';
 import { usersTrusted } from '../domain/trusted-users.js';
 import { concurrencyLimit } from '../runtime/limit.js';
+import { messageOf } from '../runtime/error-message.js';
 import {
   configMapsInStep,
   credentialsSecretOf,
@@ -400,5 +401,3 @@ export class HpcClusterReconciler {
     for (const event of plan.events) await kube.recordEvent(object, event.type, event.reason, event.message);
   }
 }
-
-const messageOf = (value: unknown): string => (value instanceof Error ? value.message : String(value));

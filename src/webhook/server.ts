@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAddress, parseListenAddress } from '../controller/http-server.js';
+import { messageOf } from '../runtime/error-message.js';
 import type { AdmissionReview } from './admission.js';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
@@ -70,7 +71,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         try {
           answer = options.answer(JSON.parse(body));
         } catch (error) {
-          return send(response, 400, `${error instanceof Error ? error.message : String(error)}\n`);
+          return send(response, 400, `${messageOf(error)}\n`);
         }
         send(response, 200, JSON.stringify(answer), 'application/json');
       },

@@ -6,6 +6,7 @@ import { controllerOwner, type WatchedCache } from '../controller/controller.js'
 import type { ObjectCache } from '../controller/kube.js';
 import type { AdmissionResult, OperatorMetrics } from '../controller/metrics.js';
 import { usersConfigMapName } from '../render/configmaps.js';
+import { messageOf } from '../runtime/error-message.js';
 import { review, type AdmissionReview } from './admission.js';
 import type { CertificateKeeper } from './certificate-keeper.js';
 import { IdentityResolver, type ClaimSources, type ConfigMapReader } from './identity.js';
@@ -110,7 +111,7 @@ export class PodIdentityWebhook {
       await this.resolver.prepare(namespace, name, this.sources(namespace, name), this.options.readConfigMap);
     }).catch((error: unknown) => {
       // The next event of this HpcCluster prepares again; meanwhile its claims are asked to retry.
-      this.options.logger.warn({ namespace, name, error: error instanceof Error ? error.message : String(error) }, 'could not read the user list of an HpcCluster');
+      this.options.logger.warn({ namespace, name, error: messageOf(error) }, 'could not read the user list of an HpcCluster');
     });
   }
 
