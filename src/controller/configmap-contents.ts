@@ -1,5 +1,5 @@
 import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
-import { usersDigestOf } from '../domain/trusted-users.js';
+import { controlledBy, usersDigestOf } from '../domain/trusted-users.js';
 import { CONTENT_HASH_ANNOTATION, contentHashOf, nssConfigMapName, SYNC_ID_ANNOTATION, USERS_JSON_KEY, usersConfigMapName } from '../render/configmaps.js';
 import { keyOf, type ObjectKey } from './object-key.js';
 
@@ -96,9 +96,8 @@ export function versionsWorthRecording(
   for (const role of CONFIGMAP_ROLES) {
     const cm = configMaps[role];
     if (cm?.resourceVersion === undefined || cm.dataHash === undefined) continue;
-    const owned = cm.ownerReferences?.some((ref) => ref.controller === true && ref.uid === ownerUid) === true;
     const claimed = contentsClaimed(cm.annotations, role);
-    if (owned && claimed?.dataHash === cm.dataHash && claimed.usersDigest === cm.usersDigest) versions[role] = cm.resourceVersion;
+    if (controlledBy(cm.ownerReferences, ownerUid) && claimed?.dataHash === cm.dataHash && claimed.usersDigest === cm.usersDigest) versions[role] = cm.resourceVersion;
   }
   return versions;
 }

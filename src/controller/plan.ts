@@ -3,7 +3,7 @@ import { parseDuration } from '../api/duration.js';
 import { validateSpec, type HpcClusterObject, type HpcClusterSpec, type HpcClusterStatus } from '../api/hpccluster.js';
 import { describeDiff, diffUsers, isEmptyDiff, removalExceedsLimit } from '../domain/diff.js';
 import type { SyncFailure } from '../domain/failure.js';
-import { usersTrusted } from '../domain/trusted-users.js';
+import { controlledBy, usersTrusted } from '../domain/trusted-users.js';
 import type { SkippedUser } from '../domain/user.js';
 import {
   CLUSTER_LABEL,
@@ -155,7 +155,7 @@ export function configMapUpToDate(existing: ConfigMapState | undefined, desired:
   if (existing.dataHash !== desired.contentHash) return false;
   for (const [k, v] of Object.entries(configMapAnnotations(desired))) if (existing.annotations?.[k] !== v) return false;
   for (const [k, v] of Object.entries(configMapLabels(clusterName))) if (existing.labels?.[k] !== v) return false;
-  return existing.ownerReferences?.some((ref) => ref.uid === ownerUid && ref.controller === true) === true;
+  return controlledBy(existing.ownerReferences, ownerUid);
 }
 
 /**

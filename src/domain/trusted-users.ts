@@ -24,11 +24,15 @@ export interface UsersConfigMapView {
   usersDigest?: string;
 }
 
+/** Whether an object's controller reference names the object of `uid`: a ConfigMap the HpcCluster writes. */
+export function controlledBy(ownerReferences: UsersConfigMapView['ownerReferences'], uid: string | undefined): boolean {
+  return uid !== undefined && ownerReferences?.some((ref) => ref.controller === true && ref.uid === uid) === true;
+}
+
 /** Whether the ConfigMap is the owner's own and holds the users.json status vouches for. */
 export function usersTrusted(owner: UsersOwner, cm: UsersConfigMapView | undefined): boolean {
-  if (cm?.usersDigest === undefined || owner.uid === undefined || owner.usersDigest === undefined) return false;
-  const controlled = cm.ownerReferences?.some((ref) => ref.controller === true && ref.uid === owner.uid) === true;
-  return controlled && cm.usersDigest === owner.usersDigest;
+  if (cm?.usersDigest === undefined || owner.usersDigest === undefined) return false;
+  return controlledBy(cm.ownerReferences, owner.uid) && cm.usersDigest === owner.usersDigest;
 }
 
 /** The users.json text when the ConfigMap is the owner's own and unaltered, else undefined. */

@@ -1,5 +1,5 @@
 import type { HpcClusterObject, HpcClusterSpec } from '../api/hpccluster.js';
-import { usersTrusted } from '../domain/trusted-users.js';
+import { controlledBy, usersTrusted } from '../domain/trusted-users.js';
 import { parseUsersJson, SYNC_ID_ANNOTATION } from '../render/configmaps.js';
 import type { CachedConfigMap } from '../controller/cached-objects.js';
 import type { ConfigMapState } from '../controller/plan.js';
@@ -72,7 +72,7 @@ export class IdentityResolver {
     if (usersConfigMap === undefined) {
       return { ok: false, retry: true, message: `ConfigMap ${clusterName}-users of ${named} is missing (the operator recreates it): retry shortly` };
     }
-    const owned = usersConfigMap.metadata.ownerReferences.some((ref) => ref.controller === true && ref.uid === hpcCluster.metadata.uid);
+    const owned = controlledBy(usersConfigMap.metadata.ownerReferences, hpcCluster.metadata.uid);
     const known = this.indexes.get(`${namespace}/${clusterName}`);
     const index = owned && known?.usersDigest === usersDigest ? known.index : undefined;
     if (index === undefined) {
