@@ -2,6 +2,7 @@ import type { HpcClusterObject, HpcClusterStatus } from '../api/hpccluster.js';
 import { controlledBy, usersDigestOf } from '../domain/trusted-users.js';
 import { CONTENT_HASH_ANNOTATION, contentHashOf, nssConfigMapName, SYNC_ID_ANNOTATION, USERS_JSON_KEY, usersConfigMapName } from '../render/configmaps.js';
 import { keyOf, type ObjectKey } from './object-key.js';
+import type { ConfigMapState } from './plan.js';
 
 /**
  * The operator's ConfigMaps are watched as metadata only: a `-users` ConfigMap of 1,000 users
@@ -89,7 +90,7 @@ export function contentsInOrder(
  * version another writer made, read whole and found unedited, counts as much as one written).
  */
 export function versionsWorthRecording(
-  configMaps: Partial<Record<ConfigMapRole, { resourceVersion?: string | undefined; dataHash?: string | undefined; usersDigest?: string | undefined; annotations?: Readonly<Record<string, string>> | undefined; ownerReferences?: readonly { uid: string; controller?: boolean }[] | undefined } | undefined>>,
+  configMaps: Partial<Record<ConfigMapRole, ConfigMapState | undefined>>,
   ownerUid: string | undefined,
 ): Partial<Record<ConfigMapRole, string>> {
   const versions: Partial<Record<ConfigMapRole, string>> = {};
