@@ -126,6 +126,9 @@ test('a new HpcCluster becomes Ready with both ConfigMaps exactly as SPEC shows 
   expect(object.status?.usersDigest).toBe(usersDigestOf(usersCm?.data?.['users.json'] ?? ''));
   // and records the versions it wrote them at: a restart knows what they hold without reading them
   expect(object.status?.configMapVersions).toEqual({ users: usersCm?.metadata?.resourceVersion, nss: nssCm?.metadata?.resourceVersion });
+  // The operator names itself as the manager of what it writes (its requests' User-Agent).
+  for (const cm of [usersCm, nssCm]) expect(cm?.metadata?.managedFields?.map((f) => f.manager)).toEqual(['hpc-user-operator']);
+  expect(object.metadata.managedFields?.find((f) => f.subresource === 'status')?.manager).toBe('hpc-user-operator');
   expect(usersCm?.data).toMatchObject({ 'usr-vceaHsJu.uid': '41522', 'usr-vceaHsJu.gid': '41522', 'usr-vceaHsJu.nas': '/public/shanhe/s0723', 'bob.uid': '41523', 'bob.gid': '41522' });
   expect(nssCm?.data).toEqual({
     passwd: 'bob:x:41523:41522:admin:/public/shanhe/bob:/bin/sh\nusr-vceaHsJu:x:41522:41522:member:/public/shanhe/s0723:/bin/sh\n',
