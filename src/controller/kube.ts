@@ -52,6 +52,12 @@ export class KubeApiPort implements KubePort {
     private readonly instance: string,
   ) {}
 
+  /**
+   * Each lent Secret's data as last read, with its resourceVersion: a reconcile of a Secret the
+   * watch shows unchanged reads nothing. Dropped when the Secret goes or is no longer lent.
+   */
+  private readonly secretData = new Map<string, { data: Readonly<Record<string, string>>; resourceVersion: string }>();
+
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined {
     return this.hpcClusters.get(key.namespace, key.name);
   }
@@ -83,26 +89,45 @@ export class KubeApiPort implements KubePort {
   }
 
   async readSecret(key: ObjectKey): Promise<SecretRead> {
+    const id = `${key.namespace}/${key.name}`;
     const metadata = this.secrets.get(key.namespace, key.name)?.metadata;
-    if (metadata === undefined) return { state: 'missing' };
-    if (!isLentToOperator(metadata.labels)) return { state: 'not-lent' };
+    if (metadata === undefined || !isLentToOperator(metadata.labels)) {
+      this.secretData.delete(id);
+      return { state: metadata === undefined ? 'missing' : 'not-lent' };
+    }
+    // The key's declared rate is metadata, from the cache like the label above.
+    const providerRateLimit = metadata.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
+    const rate = providerRateLimit === undefined ? {} : { providerRateLimit };
+    // The watch says the Secret is still the version read: its data is too.
+    const known = this.secretData.get(id);
+    if (known !== undefined && known.resourceVersion === metadata.resourceVersion) return { state: 'lent', ...known, ...rate };
     let secret: V1Secret;
     try {
       // At least as new as the cache's version: the apiserver answers from its watch cache.
       secret = await this.client.get<V1Secret>(`/api/v1/namespaces/${key.namespace}/secrets/${key.name}`, notOlderThanQuery(metadata.resourceVersion));
     } catch (err) {
-      if (isNotFound(err)) return { state: 'missing' };
+      if (isNotFound(err)) {
+        this.secretData.delete(id);
+        return { state: 'missing' };
+      }
       throw err;
     }
     // The label may have gone since the cache saw it: the Secret as read decides.
-    if (!isLentToOperator(secret.metadata?.labels)) return { state: 'not-lent' };
+    if (!isLentToOperator(secret.metadata?.labels)) {
+      this.secretData.delete(id);
+      return { state: 'not-lent' };
+    }
     const data: Record<string, string> = {};
     for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
     for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
-    // The key's declared rate is metadata, from the cache like the label above.
-    const providerRateLimit = metadata.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
-    const resourceVersion = secret.metadata?.resourceVersion ?? '';
-    return { state: 'lent', data, resourceVersion, ...(providerRateLimit === undefined ? {} : { providerRateLimit }) };
+    const read = { data: Object.freeze(data), resourceVersion: secret.metadata?.resourceVersion ?? '' };
+    this.secretData.set(id, read);
+    return { state: 'lent', ...read, ...rate };
+  }
+
+  /** Drops what was read of a Secret that is gone. */
+  forgetSecret(key: ObjectKey): void {
+    this.secretData.delete(`${key.namespace}/${key.name}`);
   }
 
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<string> {

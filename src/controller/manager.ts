@@ -145,6 +145,10 @@ export class Manager {
             metrics,
             logger,
           });
+    secrets.on('delete', (object) => {
+      const key = objectKey(object);
+      if (key !== undefined) kube.forgetSecret(key);
+    });
     hpcClusters.on('delete', (object) => {
       const key = objectKey(object);
       if (key === undefined) return;
