@@ -154,6 +154,9 @@ export class KubeApiPort implements KubePort {
     await this.client.send('PATCH', `/apis/${GROUP}/${VERSION}/namespaces/${key.namespace}/${PLURAL}/${key.name}/status`, {
       body: { ...(resourceVersion === undefined ? {} : { metadata: { resourceVersion } }), status },
       contentType: MERGE_PATCH,
+      // The answer is not read: asked as metadata, the apiserver neither encodes nor sends the
+      // status back (150 KB with 1,000 users).
+      accept: METADATA_ONLY,
     });
   }
 

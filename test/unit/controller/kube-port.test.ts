@@ -1,9 +1,10 @@
-// The KubePort on the apiserver, over a recorded client: what it reads of a Secret and when.
+// The KubePort on the apiserver, over a recorded client: what it reads of a Secret and when,
+// and what it asks back of a status write.
 import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE } from '../../../src/api/hpccluster.js';
 import { KubeApiPort } from '../../../src/controller/kube.js';
-import { KubeApiError, type KubeClient } from '../../../src/kube/client.js';
+import { KubeApiError, MERGE_PATCH, METADATA_ONLY, type KubeClient, type RequestOptions } from '../../../src/kube/client.js';
 
 const KEY = { namespace: 'research', name: 'keys' };
 const LENT = { [CREDENTIALS_LABEL]: CREDENTIALS_LABEL_VALUE };
@@ -70,5 +71,26 @@ describe('KubeApiPort.readSecret', () => {
     const { port, update } = setup();
     update({ metadata: { ...KEY, resourceVersion: '11', labels: {} }, data: { secret_access_key: base64('first') } }, true);
     expect(await port.readSecret(KEY)).toEqual({ state: 'not-lent' });
+  });
+});
+
+describe('KubeApiPort.writeStatus', () => {
+  it('merge-patches status at the version it planned from, and asks only metadata back', async () => {
+    const sent: { method: string; path: string; options: RequestOptions }[] = [];
+    const client = {
+      send: (method: string, path: string, options: RequestOptions) => {
+        sent.push({ method, path, options });
+        return Promise.resolve();
+      },
+    } as unknown as KubeClient;
+    const none = { get: () => undefined };
+    await new KubeApiPort(client, none, none, none, 'test').writeStatus({ namespace: 'research', name: 'lab' }, { userCount: 2 }, '41');
+    expect(sent).toEqual([
+      {
+        method: 'PATCH',
+        path: '/apis/hpc.shanhe.com/v1alpha1/namespaces/research/hpcclusters/lab/status',
+        options: { body: { metadata: { resourceVersion: '41' }, status: { userCount: 2 } }, contentType: MERGE_PATCH, accept: METADATA_ONLY },
+      },
+    ]);
   });
 });
