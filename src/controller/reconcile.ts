@@ -398,6 +398,14 @@ export class HpcClusterReconciler {
       signal.throwIfAborted();
       await kube.writeStatus(key, statusPatch(object.status, plan.status), object.metadata.resourceVersion);
     }
-    for (const event of plan.events) await kube.recordEvent(object, event.type, event.reason, event.message);
+    for (const event of plan.events) {
+      try {
+        await kube.recordEvent(object, event.type, event.reason, event.message);
+      } catch (error) {
+        // Events only report: one the apiserver refuses (a namespace being deleted, a quota on
+        // events) is logged, and the sync it reports stands rather than being redone.
+        this.deps.logger.warn({ namespace: key.namespace, name: key.name, reason: event.reason, error: messageOf(error) }, 'could not record an event');
+      }
+    }
   }
 }

@@ -96,7 +96,10 @@ class MemoryKube implements KubePort {
     if (this.object !== undefined) this.object = { ...this.object, status: merged };
     return Promise.resolve();
   }
+  /** The apiserver's answer to an event write: success when none is given. */
+  refuseEvents: Error | undefined;
   recordEvent(_object: HpcClusterObject, type: string, reason: string): Promise<void> {
+    if (this.refuseEvents !== undefined) return Promise.reject(this.refuseEvents);
     this.writes.push(`event ${type} ${reason}`);
     return Promise.resolve();
   }
@@ -139,6 +142,19 @@ describe('HpcClusterReconciler', () => {
     expectPeriodic(await reconciler.reconcile(KEY, signal));
     expect(kube.writes).toEqual(['configmap lab-nss', 'configmap lab-users', 'status', 'event Normal Synced']);
     expect(lines.map((l) => [l.msg, l.result, l.outcome, l.users])).toEqual([['reconciled', 'Synced', 'success', 1]]);
+  });
+
+  it('keeps a sync whose event the apiserver refuses: logged, not redone', async () => {
+    const { kube, lines, reconciler, calls } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    kube.refuseEvents = new KubeApiError(403, 'Forbidden', 'unable to create new content in namespace research because it is being terminated', 'POST /api/v1/namespaces/research/events');
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    expect(kube.writes).toEqual(['configmap lab-nss', 'configmap lab-users', 'status']);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
+    expect(lines.map((l) => [l.level, l.msg, l.reason])).toEqual([
+      [40, 'could not record an event', 'Synced'],
+      [30, 'reconciled', undefined],
+    ]);
+    expect(calls()).toBe(1);
   });
 
   it('never writes Synced over a refused ConfigMap write: Ready False names it, -users stays, back-off', async () => {
