@@ -1,6 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
+import { GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../render/configmaps.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { startupDelays, startupStateOf } from '../budget/schedule.js';
@@ -145,9 +145,14 @@ export class Manager {
             metrics,
             logger,
           });
-    secrets.on('delete', (object) => {
+    // What was read of a Secret goes with the Secret, and with its label.
+    const forgetSecret = (object: KubernetesObject): void => {
       const key = objectKey(object);
       if (key !== undefined) kube.forgetSecret(key);
+    };
+    secrets.on('delete', forgetSecret);
+    secrets.on('update', (object) => {
+      if (!isLentToOperator(object.metadata?.labels)) forgetSecret(object);
     });
     hpcClusters.on('delete', (object) => {
       const key = objectKey(object);
