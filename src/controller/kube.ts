@@ -6,7 +6,7 @@ import { USERS_JSON_KEY, type ConfigMapManifest } from '../render/configmaps.js'
 import { contentsOfData } from './configmap-contents.js';
 import { cachedConfigMap, type CachedConfigMap } from './cached-objects.js';
 import { isNotFound, MERGE_PATCH, METADATA_ONLY, type KubeClient } from '../kube/client.js';
-import type { ObjectKey } from './object-key.js';
+import { keyOf, type ObjectKey } from './object-key.js';
 import type { ConfigMapState, StatusPatch } from './plan.js';
 import type { KubePort } from './reconcile.js';
 import type { SecretRead } from './sync.js';
@@ -89,17 +89,16 @@ export class KubeApiPort implements KubePort {
   }
 
   async readSecret(key: ObjectKey): Promise<SecretRead> {
-    const id = `${key.namespace}/${key.name}`;
     const metadata = this.secrets.get(key.namespace, key.name)?.metadata;
     if (metadata === undefined || !isLentToOperator(metadata.labels)) {
-      this.secretData.delete(id);
+      this.forgetSecret(key);
       return { state: metadata === undefined ? 'missing' : 'not-lent' };
     }
     // The key's declared rate is metadata, from the cache like the label above.
     const providerRateLimit = metadata.annotations?.[PROVIDER_RATE_LIMIT_ANNOTATION];
     const rate = providerRateLimit === undefined ? {} : { providerRateLimit };
     // The watch says the Secret is still the version read: its data is too.
-    const known = this.secretData.get(id);
+    const known = this.secretData.get(keyOf(key));
     if (known !== undefined && known.resourceVersion === metadata.resourceVersion) return { state: 'lent', ...known, ...rate };
     let secret: V1Secret;
     try {
@@ -107,27 +106,27 @@ export class KubeApiPort implements KubePort {
       secret = await this.client.get<V1Secret>(`/api/v1/namespaces/${key.namespace}/secrets/${key.name}`, notOlderThanQuery(metadata.resourceVersion));
     } catch (err) {
       if (isNotFound(err)) {
-        this.secretData.delete(id);
+        this.forgetSecret(key);
         return { state: 'missing' };
       }
       throw err;
     }
     // The label may have gone since the cache saw it: the Secret as read decides.
     if (!isLentToOperator(secret.metadata?.labels)) {
-      this.secretData.delete(id);
+      this.forgetSecret(key);
       return { state: 'not-lent' };
     }
     const data: Record<string, string> = {};
     for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
     for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
     const read = { data: Object.freeze(data), resourceVersion: secret.metadata?.resourceVersion ?? '' };
-    this.secretData.set(id, read);
+    this.secretData.set(keyOf(key), read);
     return { state: 'lent', ...read, ...rate };
   }
 
-  /** Drops what was read of a Secret that is gone. */
+  /** Drops what was read of a Secret that is gone or no longer lent. */
   forgetSecret(key: ObjectKey): void {
-    this.secretData.delete(`${key.namespace}/${key.name}`);
+    this.secretData.delete(keyOf(key));
   }
 
   async writeConfigMap(manifest: ConfigMapManifest, existing: ConfigMapState | undefined): Promise<string> {

@@ -44,10 +44,10 @@ export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k
 export const METADATA_ONLY_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
 export const MERGE_PATCH = 'application/merge-patch+json';
+export const JSON_PATCH = 'application/json-patch+json';
 
 /** Names the operator in the apiserver's audit log and as the manager of the fields it writes (managedFields). */
 const USER_AGENT = 'hpc-user-operator';
-export const JSON_PATCH = 'application/json-patch+json';
 
 /** A watch event as the apiserver sends it (one JSON document per line). */
 export interface WatchEvent {
