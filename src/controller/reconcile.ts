@@ -257,7 +257,8 @@ export class HpcClusterReconciler {
       // Not older than the cached version, or (a name the cache does not hold) than the HpcCluster.
       return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey, known?.resourceVersion ?? object.metadata.resourceVersion);
     };
-    // Read side by side: on a first sync these are three round trips to the apiserver.
+    // Read side by side: on a first sync up to three round trips to the apiserver (none for a
+    // Secret already read at its version).
     const [secret, users, nss] = await Promise.all([
       secretName === undefined ? undefined : kube.readSecret({ namespace: key.namespace, name: secretName }),
       configMap(configMapNameOf('users', key.name), 'users'),
