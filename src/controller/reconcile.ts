@@ -254,8 +254,10 @@ export class HpcClusterReconciler {
     const configMap = async (name: string, role: ConfigMapRole): Promise<ConfigMapState | undefined> => {
       const cmKey = { namespace: key.namespace, name };
       const known = this.known(cmKey, role, object.status);
-      // Not older than the cached version, or (a name the cache does not hold) than the HpcCluster.
-      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey, known?.resourceVersion ?? object.metadata.resourceVersion);
+      // Not older than the cached version, which the apiserver's watch cache has seen. A name the
+      // cache does not hold is read from etcd: asked "not older than" another resource's version,
+      // the apiserver would wait until its ConfigMap cache caught up with it (some 50 ms a read).
+      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey, known?.resourceVersion);
     };
     // Read side by side: on a first sync up to three round trips to the apiserver (none for a
     // Secret already read at its version).

@@ -144,6 +144,14 @@ describe('HpcClusterReconciler', () => {
     expect(lines.map((l) => [l.msg, l.result, l.outcome, l.users])).toEqual([['reconciled', 'Synced', 'success', 1]]);
   });
 
+  it('looks up the names its cache does not hold at their latest version, not at the HpcCluster\'s', async () => {
+    const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    kube.object = { ...kube.object!, metadata: { ...kube.object!.metadata, resourceVersion: '42' } };
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    // Not older than another resource's version, the apiserver would wait for its ConfigMap cache to catch up.
+    expect(kube.readsNotOlderThan).toEqual([undefined, undefined]);
+  });
+
   it('keeps a sync whose event the apiserver refuses: logged, not redone', async () => {
     const { kube, lines, reconciler, calls } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
     kube.refuseEvents = new KubeApiError(403, 'Forbidden', 'unable to create new content in namespace research because it is being terminated', 'POST /api/v1/namespaces/research/events');
