@@ -13,7 +13,7 @@ import { SYNC_REQUESTED_ANNOTATION } from '../src/controller/sync-request.js';
 import { DEV_ACCESS_KEY, startSimulator, type Simulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
 import { kubectlPath } from '../tools/controlplane/build.js';
-import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile, type ControlPlane } from '../tools/controlplane/controlplane.js';
+import { freePort, loadKubeConfig, startControlPlane, writeKubeConfigFile, type ControlPlane, type StartControlPlaneOptions } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
 import {
   apiserverWrites,
@@ -142,7 +142,7 @@ function operatorWrites(before: Writes, after: Writes, ownHpcClusterWrites: numb
 }
 
 const totalOf = (writes: Writes) => writes.configmaps + writes.hpcclusters + writes.events;
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+export const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 async function operatorReconciles(metricsUrl: string): Promise<number> {
   const response = await fetch(metricsUrl);
@@ -342,10 +342,15 @@ export async function startBenchOperator(
  * What every bench starts from: a work directory and a local control plane with the CRD, as
  * `admin`; each registered in `cleanups`, so runCleanups undoes them however the bench ends.
  */
-export async function startBenchCluster(bench: string, cleanups: (() => unknown)[]): Promise<{ workDir: string; controlPlane: ControlPlane; admin: KubeConfig }> {
+export async function startBenchCluster(
+  bench: string,
+  cleanups: (() => unknown)[],
+  options: { auditLog?: (workDir: string) => StartControlPlaneOptions['auditLog'] } = {},
+): Promise<{ workDir: string; controlPlane: ControlPlane; admin: KubeConfig }> {
   const workDir = mkdtempSync(join(tmpdir(), `hpc-bench-${bench}-`));
   cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-  const controlPlane = await startControlPlane();
+  const auditLog = options.auditLog?.(workDir);
+  const controlPlane = await startControlPlane(auditLog === undefined ? {} : { auditLog });
   cleanups.push(() => controlPlane.stop());
   const admin = loadKubeConfig(controlPlane.kubeconfigPath);
   await installCrd(admin);

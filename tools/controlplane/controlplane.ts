@@ -44,6 +44,11 @@ export interface StartControlPlaneOptions {
    * Jobs, Deployments and their ReplicaSets), acting as the admin. Default: false.
    */
   controllerManager?: boolean;
+  /**
+   * Have kube-apiserver write an audit log (JSON lines) of what `policyFile` selects to
+   * `path`: each request's arrival and completion by the apiserver's own clock. Default: none.
+   */
+  auditLog?: { policyFile: string; path: string };
 }
 
 /** The controllers started with `controllerManager: true`. */
@@ -343,6 +348,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
     // kubernetes Service cannot have a loopback endpoint anyway.
     '--endpoint-reconciler-type=none',
     '--feature-gates=APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false',
+    ...(options.auditLog === undefined ? [] : [`--audit-policy-file=${options.auditLog.policyFile}`, `--audit-log-path=${options.auditLog.path}`]),
   ];
   let apiServer: { process: GuardedProcess; ports: number[] };
   try {
