@@ -68,7 +68,7 @@ function stepOf(event: AuditEvent): Step | undefined {
 }
 
 /** Each step's [arrival, completion] in ms after its HpcCluster's create completed, per HpcCluster of `namespace` but the warm-up. */
-export function stepTimes(events: readonly AuditEvent[], namespace: string): Map<Step, [number, number]>[] {
+function stepTimes(events: readonly AuditEvent[], namespace: string): Map<Step, [number, number]>[] {
   const mine = events
     .filter((event) => event.stage === 'ResponseComplete' && event.objectRef?.namespace === namespace)
     .sort((a, b) => msOf(a.requestReceivedTimestamp) - msOf(b.requestReceivedTimestamp));
