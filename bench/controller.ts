@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type HpcClusterObject } from '../src/api/hpccluster.js';
+import { GROUP, PLURAL, VERSION, type HpcClusterObject, type HpcClusterSpecInput } from '../src/api/hpccluster.js';
 import { ResilientInformer } from '../src/controller/informer.js';
 import { kubeAccessFromKubeConfig } from '../src/kube/access.js';
 import { KubeClient } from '../src/kube/client.js';
@@ -161,15 +161,13 @@ interface Bench {
   apply(manifest: object): Promise<void>;
 }
 
+/** A bench HpcCluster's spec: simulated cluster `clusterId` at `endpoint`, the bench's Secret, no periodic sync while measured. */
+export function benchClusterSpec(endpoint: string, clusterId: string): HpcClusterSpecInput {
+  return { clusterId, zone: 'jinan1a', endpoint, allowInsecureHttp: true, credentialsSecretRef: { name: 'bench-key' }, syncInterval: SYNC_INTERVAL };
+}
+
 function clusterManifest(bench: Bench, name: string, clusterId: string): HpcClusterObject {
-  return hpcClusterManifest(bench.namespace, name, {
-    clusterId,
-    zone: 'jinan1a',
-    endpoint: bench.simulator.url,
-    allowInsecureHttp: true,
-    credentialsSecretRef: { name: 'bench-key' },
-    syncInterval: SYNC_INTERVAL,
-  });
+  return hpcClusterManifest(bench.namespace, name, benchClusterSpec(bench.simulator.url, clusterId));
 }
 
 /** One HpcCluster at a time, each applied once the previous one is Ready. The first is a warm-up. */

@@ -9,7 +9,7 @@ import { freePort, writeKubeConfigFile } from '../tools/controlplane/controlplan
 import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster } from '../tools/harness/operator.js';
 import { waitFor } from '../tools/harness/wait-for.js';
-import { formatTable, median, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
+import { benchClusterSpec, formatTable, median, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * Where a first sync's time goes, by the apiserver's own clock. HpcClusters of 100 users are
@@ -72,11 +72,11 @@ function stepTimes(events: readonly AuditEvent[], namespace: string): Map<Step, 
   const mine = events
     .filter((event) => event.stage === 'ResponseComplete' && event.objectRef?.namespace === namespace)
     .sort((a, b) => msOf(a.requestReceivedTimestamp) - msOf(b.requestReceivedTimestamp));
-  const syncs: { name: string; createdAt: number; steps: Map<Step, [number, number]> }[] = [];
+  const syncs: { createdAt: number; steps: Map<Step, [number, number]> }[] = [];
   for (const event of mine) {
     const ref = event.objectRef ?? {};
     if (event.verb === 'create' && ref.resource === 'hpcclusters' && ref.subresource === undefined) {
-      syncs.push({ name: ref.name ?? '', createdAt: msOf(event.stageTimestamp), steps: new Map() });
+      syncs.push({ createdAt: msOf(event.stageTimestamp), steps: new Map() });
       continue;
     }
     const current = syncs.at(-1);
@@ -137,7 +137,7 @@ async function syncOneAtATime(admin: KubeConfig, namespace: string, simulator: S
   try {
     const times: number[] = [];
     for (const name of names) {
-      await createHpcCluster(admin, namespace, name, { clusterId: name, zone: 'jinan1a', endpoint: simulator.url, allowInsecureHttp: true, credentialsSecretRef: { name: 'bench-key' }, syncInterval: '1h' });
+      await createHpcCluster(admin, namespace, name, benchClusterSpec(simulator.url, name));
       const created = performance.now();
       times.push((await ready.allReady([name], 60_000)) - created);
     }
