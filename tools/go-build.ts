@@ -1,8 +1,6 @@
-// Building the project's test tools from Go modules: the one way to run `go` and to put a
-// build into its cache directory.
+// Building the project's test tools from Go modules: the one way to run `go`.
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 /** Where go's messages (`go: downloading ...`, compile errors) go instead of this process's stderr. */
@@ -47,22 +45,4 @@ export function runGo(args: string[], { cwd, env = {}, captureStdout = false, lo
       else reject(failure(`go ${args.join(' ')} failed with ${signal ?? `exit code ${String(code)}`}`));
     });
   });
-}
-
-/**
- * Fills cache directory `target` with what `build` writes into the staging directory it is
- * given, built beside it and renamed into place, so an interrupted or concurrent build never
- * leaves a half-filled cache entry.
- */
-export async function buildIntoCache(target: string, build: (staging: string) => Promise<void>): Promise<void> {
-  mkdirSync(dirname(target), { recursive: true });
-  const staging = mkdtempSync(`${target}.building-`);
-  try {
-    await build(staging);
-    chmodSync(staging, 0o755); // mkdtemp makes it private
-    rmSync(target, { recursive: true, force: true });
-    renameSync(staging, target);
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
 }

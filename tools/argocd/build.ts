@@ -3,10 +3,10 @@
 // by gopher-lua's version and a hash of the module's sources, so only the first run pays.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildIntoCache, runGo } from '../go-build.js';
+import { buildIntoCache, projectCacheDir } from '../cache.js';
+import { runGo } from '../go-build.js';
 
 const runnerModuleDir = join(dirname(fileURLToPath(import.meta.url)), 'health-runner');
 const runnerSources = ['go.mod', 'go.sum', 'main.go'];
@@ -20,17 +20,12 @@ export function gopherLuaVersion(): string {
   return match[1];
 }
 
-function toolsCacheRoot(): string {
-  const userCache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(userCache, 'hpc-user-operator', 'tools');
-}
-
 /** Where the binary for the current sources lives (it may not be built yet). */
 export function healthRunnerPath(): string {
   const hash = createHash('sha256');
   for (const file of runnerSources) hash.update(readFileSync(join(runnerModuleDir, file)));
   const entry = `argocd-health-runner-gopher-lua-${gopherLuaVersion()}-${hash.digest('hex').slice(0, 12)}`;
-  return join(toolsCacheRoot(), entry, binaryName);
+  return join(projectCacheDir(), 'tools', entry, binaryName);
 }
 
 /**

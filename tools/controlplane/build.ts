@@ -3,8 +3,9 @@
 // the first run pays for the build.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { buildIntoCache, runGo, type GoLog } from '../go-build.js';
-import { homedir, tmpdir } from 'node:os';
+import { buildIntoCache, projectCacheDir } from '../cache.js';
+import { runGo, type GoLog } from '../go-build.js';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -58,8 +59,7 @@ function buildArgs(outputDir: string): string[] {
 export function cacheRoot(): string {
   const configured = process.env.HPC_CONTROLPLANE_CACHE;
   if (configured) return configured;
-  const userCache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(userCache, 'hpc-user-operator', 'controlplane');
+  return join(projectCacheDir(), 'controlplane');
 }
 
 /** The directory holding the binaries for the pinned versions (it may not be built yet). */
