@@ -18,7 +18,6 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import {
   apiserverWrites,
   createCredentialsSecret,
-  deploymentNodeOptions,
   hpcClusterManifest,
   installCrd,
   metricSamples,
@@ -26,6 +25,7 @@ import {
   patchHpcCluster,
   readyOf,
 } from '../tools/harness/operator.js';
+import { deploymentNodeOptions, imageNode } from '../tools/node/image-node.js';
 import { spawnOperator } from '../tools/harness/operator-process.js';
 import { waitFor } from '../tools/harness/wait-for.js';
 
@@ -290,7 +290,8 @@ function report(result: ControllerBenchResult): string {
  * resolves once /readyz answers (its caches are synced and it reconciles at once).
  * `webhook`: also serve the pod identity webhook at `addr` with certificates for 127.0.0.1 in
  * `namespace` (installed there, its ServiceAccount bound cluster-wide as the default install is).
- * `shipped`: run the build with the Deployment's NODE_OPTIONS, as the image does.
+ * `shipped`: run the build on the image's Node.js major with the Deployment's NODE_OPTIONS, as
+ * the image does.
  */
 export async function startBenchOperator(
   admin: KubeConfig,
@@ -324,7 +325,7 @@ export async function startBenchOperator(
     ...(webhook === undefined
       ? []
       : ['--webhook-addr', webhook.addr, '--webhook-namespace', namespace, '--webhook-cert-hosts', '127.0.0.1', '--webhook-cert-check-interval', '1s']),
-  ], shipped ? { shipped: { nodeOptions: deploymentNodeOptions() } } : {});
+  ], shipped ? { shipped: { node: (await imageNode()).path, nodeOptions: deploymentNodeOptions() } } : {});
   cleanups.push(() => operator.stop());
   const pid = await operator.pid();
   await Promise.race([

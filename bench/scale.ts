@@ -6,15 +6,16 @@ import { promisify } from 'node:util';
 import { kubectlPath } from '../tools/controlplane/build.js';
 import { writeKubeConfigFile } from '../tools/controlplane/controlplane.js';
 import { createTestNamespace } from '../tools/harness/cluster.js';
-import { apiserverWrites, createCredentialsSecret, deploymentNodeOptions, hpcClusterManifest, operatorKubeConfig } from '../tools/harness/operator.js';
+import { apiserverWrites, createCredentialsSecret, hpcClusterManifest, operatorKubeConfig } from '../tools/harness/operator.js';
+import { deploymentNodeOptions, imageNode } from '../tools/node/image-node.js';
 import { DEV_ACCESS_KEY, startSimulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
 import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * One install at the scale issue 12 names: 2,000 HpcClusters of 100 users and 100 of 1,000,
- * spread over 20 namespaces, watched by one operator run as shipped (the build, with the
- * Deployment's NODE_OPTIONS). All applied at once until every one is Ready; then the operator
+ * spread over 20 namespaces, watched by one operator run as shipped (the build, on the image's
+ * Node.js major, with the Deployment's NODE_OPTIONS). All applied at once until every one is Ready; then the operator
  * restarts and settles for 15 s. Provider limits lifted, as in the controller bench.
  */
 
@@ -112,7 +113,8 @@ export async function benchScale(): Promise<void> {
     process.stdout.write(
       [
         `scale: ${GROUPS.map((g) => `${String(g.clusters)} HpcClusters x ${String(g.users)} users`).join(' + ')} in ${String(NAMESPACES)} namespaces, one operator`,
-        `(dist/cli/main.js run, NODE_OPTIONS=${deploymentNodeOptions()} from deploy/manager/deployment.yaml, --concurrency 4, syncInterval ${SYNC_INTERVAL}),`,
+        `(dist/cli/main.js run on Node.js ${(await imageNode()).version}, the image's major, NODE_OPTIONS=${deploymentNodeOptions()} from deploy/manager/deployment.yaml,`,
+        `--concurrency 4, syncInterval ${SYNC_INTERVAL}),`,
         `one simulator in the bench process, provider limits lifted (--provider-rate-limit ${PROVIDER_RATE_LIMIT}, simulator quota unlimited);`,
         `applied by ${String(APPLIERS)} concurrent kubectl applies (one List per namespace); then the operator restarted and settled ${String(SETTLE_AFTER_RESTART_MS / 1000)} s.`,
         `Machine: ${String(availableParallelism())} CPUs, load average (1/5/15 min) ${load(loadAtStart)} at the start, ${load(loadavg())} at the end.`,

@@ -9,6 +9,7 @@ import { freePort, writeKubeConfigFile } from '../tools/controlplane/controlplan
 import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster } from '../tools/harness/operator.js';
 import { waitFor } from '../tools/harness/wait-for.js';
+import { imageNode } from '../tools/node/image-node.js';
 import { benchClusterSpec, formatTable, median, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
@@ -97,7 +98,7 @@ interface Operator {
 
 function ourOperator(admin: KubeConfig, workDir: string, cleanups: (() => unknown)[]): Operator {
   return {
-    name: 'hpc-user-operator',
+    name: 'hpc-user-operator (as shipped)',
     async start(namespace) {
       const operator = await startBenchOperator(admin, namespace, workDir, PROVIDER_RATE_LIMIT, cleanups, { shipped: true, kubeconfigFile: `kubeconfig-${namespace}` });
       return operator.stop;
@@ -149,7 +150,7 @@ async function syncOneAtATime(admin: KubeConfig, namespace: string, simulator: S
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 
-function report(results: { name: string; readyMs: number[]; steps: Map<Step, [number, number]>[] }[]): string {
+function report(results: { name: string; readyMs: number[]; steps: Map<Step, [number, number]>[] }[], nodeVersion: string): string {
   const rows: [string, string][] = [];
   for (const { name, readyMs, steps } of results) {
     rows.push([`${name}: create → Ready seen by a watch (median)`, ms(median(readyMs))]);
@@ -164,7 +165,8 @@ function report(results: { name: string; readyMs: number[]; steps: Map<Step, [nu
   return [
     `timeline: ${String(CLUSTERS)} HpcClusters x ${String(USERS)} users created one at a time (+1 warm-up), each operator on its own namespace of one`,
     'local etcd + kube-apiserver; times after the HpcCluster create completed, by the apiserver audit log (reads: the first request of',
-    'a sync to its last read; the Go peer creates -users before -nss, ours -nss first).',
+    'a sync to its last read; the Go peer creates -users before -nss, ours -nss first). Ours runs as shipped: the build on',
+    `Node.js ${nodeVersion} (the image's major) with the Deployment's NODE_OPTIONS.`,
     formatTable(rows),
   ].join('\n');
 }
@@ -206,7 +208,8 @@ export async function benchTimeline(): Promise<void> {
       .split('\n')
       .filter((line) => line !== '')
       .map((line) => JSON.parse(line) as AuditEvent);
-    process.stdout.write(`${report(runs.map((run) => ({ ...run, steps: stepTimes(events, run.namespace) })))}\n`);
+    const nodeVersion = (await imageNode()).version;
+    process.stdout.write(`${report(runs.map((run) => ({ ...run, steps: stepTimes(events, run.namespace) })), nodeVersion)}\n`);
   } finally {
     await runCleanups('timeline', cleanups);
   }

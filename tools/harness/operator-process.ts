@@ -33,10 +33,10 @@ export interface OperatorProcess {
 
 export interface SpawnOptions {
   /**
-   * Run the build (`dist/cli/main.js`, from `npm run build`) with these NODE_OPTIONS, as the
-   * image runs it; by default the sources run under the tsx loader.
+   * Run the build (`dist/cli/main.js`, from `npm run build`) with this node binary and these
+   * NODE_OPTIONS, as the image runs it; by default the sources run under the tsx loader.
    */
-  shipped?: { nodeOptions: string };
+  shipped?: { node: string; nodeOptions: string };
 }
 
 /** The pid of `guard`'s child running `script` (its other children are `sleep`s). */
@@ -56,7 +56,8 @@ function operatorPidUnder(guard: number, script: string): number | undefined {
 export function spawnOperator(args: string[], { shipped }: SpawnOptions = {}): OperatorProcess {
   if (shipped !== undefined && !existsSync(builtScript)) throw new Error(`${builtScript} is missing: run \`npm run build\` first`);
   const script = shipped === undefined ? mainScript : builtScript;
-  const child = spawn('/bin/sh', [guardScript, String(process.pid), process.execPath, ...(shipped === undefined ? ['--import', 'tsx'] : []), script, 'run', ...args], {
+  const runtime = shipped === undefined ? [process.execPath, '--import', 'tsx'] : [shipped.node];
+  const child = spawn('/bin/sh', [guardScript, String(process.pid), ...runtime, script, 'run', ...args], {
     env: shipped === undefined ? process.env : { ...process.env, NODE_OPTIONS: shipped.nodeOptions },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

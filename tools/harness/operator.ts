@@ -18,7 +18,6 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1ConfigMap,
-  type V1Deployment,
 } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
 import { pino } from 'pino';
@@ -48,14 +47,6 @@ export const WEBHOOK_CONFIGURATION = 'hpc-user-operator';
 
 const deployFile = (path: string): KubernetesObject =>
   parse(readFileSync(new URL(`../../deploy/${path}`, import.meta.url), 'utf8')) as KubernetesObject;
-
-/** The NODE_OPTIONS the shipped Deployment (deploy/manager/deployment.yaml) gives the operator. */
-export function deploymentNodeOptions(): string {
-  const deployment = deployFile('manager/deployment.yaml') as V1Deployment;
-  const value = deployment.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === 'NODE_OPTIONS')?.value;
-  if (value === undefined) throw new Error('deploy/manager/deployment.yaml sets no NODE_OPTIONS');
-  return value;
-}
 
 /** Creates an object, or leaves the existing one: tests in parallel install the same things. */
 async function ensure(kubeConfig: KubeConfig, object: KubernetesObject): Promise<void> {
