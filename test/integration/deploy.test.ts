@@ -161,7 +161,7 @@ describe('kubectl kustomize deploy', () => {
     expect(container.env).toEqual([
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'NODE_OPTIONS', value: '--max-old-space-size=512' },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=512 --max-semi-space-size=16' },
     ]);
     expect(deployment.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
