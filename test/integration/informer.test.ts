@@ -152,6 +152,19 @@ describe('ResilientInformer on the shared control plane', () => {
     expect(informer.list().map((object) => object.metadata?.name)).toEqual(['labelled-later']);
   });
 
+  it('reads objects that span many chunks whole, characters of several bytes included', async () => {
+    const ns = await namespace();
+    // About 400 KB of text in which 2-, 3- and 4-byte characters straddle the chunk boundaries.
+    const text = 'aü€😀'.repeat(40_000);
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('listed', undefined, { text }) });
+    const { informer, seen } = configMapInformer(kubeConfig, ns);
+    await informer.start();
+    expect(informer.get(ns, 'listed')?.data?.text).toBe(text);
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('watched', undefined, { text: `${text}.` }) });
+    await seen('add', 'watched');
+    expect(informer.get(ns, 'watched')?.data?.text).toBe(`${text}.`);
+  });
+
   it('caches and hands out objects as the transform leaves them', async () => {
     const ns = await namespace();
     await core.createNamespacedConfigMap({ namespace: ns, body: configMap('secretive', undefined, { token: 'hunter2' }) });
