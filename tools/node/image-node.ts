@@ -1,8 +1,7 @@
 // The Node.js the image runs and the NODE_OPTIONS the Deployment gives it, for benches that
-// measure the operator as shipped. V8's heap
-// sizing and compilers differ between majors (Node 24 lets the young generation grow to four
-// times Node 20's by default), so memory and latency measured on another major say little
-// about the image.
+// measure the operator as shipped. V8's heap sizing and compilers differ between majors (Node
+// 24 lets the young generation grow to four times Node 20's by default), so memory and latency
+// measured on another major say little about the image.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
