@@ -4,6 +4,7 @@
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { text } from 'node:stream/consumers';
+import { messageOf } from '../runtime/error-message.js';
 import type { KubeAccess } from './access.js';
 
 /** A request the apiserver answered with an error status. */
@@ -80,8 +81,12 @@ function pathWithQuery(path: string, query: Query | undefined): string {
  * list page of megabytes per socket. On Node 24 a restart of the scale bench's install kept
  * 46 such pages of 1.3 MB, and as many smaller ones.
  */
-function readBody(response: IncomingMessage): Promise<string> {
-  return text(response);
+async function readBody(response: IncomingMessage): Promise<string> {
+  try {
+    return await text(response);
+  } catch (error) {
+    throw new Error(`the apiserver's answer broke off (${messageOf(error)})`, { cause: error });
+  }
 }
 
 function apiError(code: number, body: string, method: string, path: string): KubeApiError {
