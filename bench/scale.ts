@@ -15,8 +15,9 @@ import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBen
 /**
  * One install at the scale issue 12 names: 2,000 HpcClusters of 100 users and 100 of 1,000,
  * spread over 20 namespaces, watched by one operator run as shipped (the build, on the image's
- * Node.js major, with the Deployment's NODE_OPTIONS). All applied at once until every one is Ready; then the operator
- * restarts and settles for 15 s. Provider limits lifted, as in the controller bench.
+ * Node.js major, with the Deployment's NODE_OPTIONS). All applied at once until every one is
+ * Ready; then the operator restarts and settles for 15 s. Provider limits lifted, as in the
+ * controller bench.
  */
 
 const GROUPS = [

@@ -55,12 +55,19 @@ function cachedNode(major: number): string | undefined {
   return newest === undefined ? undefined : join(cacheDir(), newest, 'bin', 'node');
 }
 
+let found: Promise<{ path: string; version: string }> | undefined;
+
 /**
  * A node binary of the image's major: this process's own when it is that major, else one in
  * the cache, else the newest release of that major fetched from the npm registry into the
- * cache (about 50 MB, once).
+ * cache (about 50 MB, once). Looked for once per process: benches ask at each operator start.
  */
-export async function imageNode(): Promise<{ path: string; version: string }> {
+export function imageNode(): Promise<{ path: string; version: string }> {
+  found ??= findImageNode();
+  return found;
+}
+
+async function findImageNode(): Promise<{ path: string; version: string }> {
   const major = imageNodeMajor();
   if (majorOf(process.version) === major) return { path: process.execPath, version: process.version };
   let path = cachedNode(major);
