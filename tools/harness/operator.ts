@@ -21,7 +21,6 @@ import {
 } from '@kubernetes/client-node';
 import fetch from 'node-fetch';
 import { pino } from 'pino';
-import { parse } from 'yaml';
 import { API_VERSION, CREDENTIALS_LABEL, CREDENTIALS_LABEL_VALUE, GROUP, KIND, PLURAL, VERSION, type Condition, type HpcClusterObject, type HpcClusterSpecInput } from '../../src/api/hpccluster.js';
 import { KeyBudgets } from '../../src/budget/key-budgets.js';
 import { Manager } from '../../src/controller/manager.js';
@@ -34,6 +33,7 @@ import { CertificateKeeper } from '../../src/webhook/certificate-keeper.js';
 import type { AccessKey, Simulator } from '../simulator/server.js';
 import type { SimulatedUser } from '../simulator/store.js';
 import { kubectlPath } from '../controlplane/build.js';
+import { deployFile } from '../deploy-file.js';
 import { serviceAccountKubeConfig, writeKubeConfigFile } from '../controlplane/controlplane.js';
 import { apiStatusCode } from './cluster.js';
 import { waitFor } from './wait-for.js';
@@ -44,9 +44,6 @@ const CRD_NAME = `${PLURAL}.${GROUP}`;
 /** The names the shipped install gives the webhook's TLS Secret and configuration. */
 export const WEBHOOK_SECRET = 'hpc-user-operator-webhook-tls';
 export const WEBHOOK_CONFIGURATION = 'hpc-user-operator';
-
-const deployFile = (path: string): KubernetesObject =>
-  parse(readFileSync(new URL(`../../deploy/${path}`, import.meta.url), 'utf8')) as KubernetesObject;
 
 /** Creates an object, or leaves the existing one: tests in parallel install the same things. */
 async function ensure(kubeConfig: KubeConfig, object: KubernetesObject): Promise<void> {

@@ -8,16 +8,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import { buildIntoCache, projectCacheDir } from '../cache.js';
+import { deployFile } from '../deploy-file.js';
 
 const execFileAsync = promisify(execFile);
 const dockerfile = fileURLToPath(new URL('../../Dockerfile', import.meta.url));
-const deployment = fileURLToPath(new URL('../../deploy/manager/deployment.yaml', import.meta.url));
 
 /** The NODE_OPTIONS the shipped Deployment (deploy/manager/deployment.yaml) gives the operator. */
 export function deploymentNodeOptions(): string {
-  const manifest = parse(readFileSync(deployment, 'utf8')) as V1Deployment;
+  const manifest = deployFile('manager/deployment.yaml') as V1Deployment;
   const value = manifest.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === 'NODE_OPTIONS')?.value;
   if (value === undefined) throw new Error('deploy/manager/deployment.yaml sets no NODE_OPTIONS');
   return value;
