@@ -1,16 +1,11 @@
 // How the apiserver client reads an answer's body, against a tiny https server: text decoded
 // across chunk boundaries, and a body cut short refused with a reason rather than waited for.
-import { readFileSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeClient } from '../../src/kube/client.js';
-
-const fixture = (name: string) => readFileSync(new URL(`../fixtures/tls/${name}`, import.meta.url), 'utf8');
-// A self-signed certificate for 127.0.0.1, for tests only.
-const CERT = fixture('server.crt');
-const KEY = fixture('server.key');
+import { TEST_CERT as CERT, TEST_KEY as KEY } from '../support/tls-fixture.js';
 
 let server: Server | undefined;
 let client: KubeClient | undefined;

@@ -1,17 +1,12 @@
 // The client over https with a private CA, and its keep-alive connections, against a tiny
 // https server that pages a fixed user list (the simulator speaks plain http only).
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { HpcApiClient } from '../../src/provider/client.js';
 import { ProviderError } from '../../src/provider/errors.js';
 import { TokenBucket } from '../../src/provider/rate-limiter.js';
-
-const fixture = (name: string) => readFileSync(new URL(`../fixtures/tls/${name}`, import.meta.url), 'utf8');
-// A self-signed certificate for 127.0.0.1, valid 2000-2100, for tests only.
-const CERT = fixture('server.crt');
-const KEY = fixture('server.key');
+import { TEST_CERT as CERT, TEST_KEY as KEY } from '../support/tls-fixture.js';
 
 const ROWS = Array.from({ length: 250 }, (_, i) => ({
   username: `user${i}`,
