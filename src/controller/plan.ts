@@ -127,7 +127,14 @@ export interface PlannedEvent {
 
 /** Everything one reconcile does, in the order it is done: ConfigMaps, status, events. */
 export interface Plan {
+  /** In order, each once the one before it is written, unless `configMapWritesTogether`. */
   configMapWrites: ConfigMapWrite[];
+  /**
+   * The writes may go side by side: -users does not exist yet, so it holds no list that
+   * admission or the removal guard trusts, and nothing waits on -nss being written first
+   * (a first sync takes one round trip for both, not two).
+   */
+  configMapWritesTogether?: true;
   /** The status to write; undefined when no write is due. */
   status: HpcClusterStatus | undefined;
   events: PlannedEvent[];
@@ -460,11 +467,13 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
   // Data is rendered only for a write: a reused render (desiredUsers) has none.
   const rendered = stale.includes(true) ? (desired.rendered ?? renderConfigMaps(name, users)) : [];
   // -nss first: -users (whose users.json admission trusts once status vouches for it) changes
-  // only after its companion is written, and status only after both.
+  // only after its companion is written, and status only after both. A -users yet to be
+  // created holds nothing to keep in step: then both go at once.
   const configMapWrites = rendered
     .map((cm, i) => ({ manifest: configMapManifest({ name, namespace, uid: ownerUid }, cm), existing: cached[i] }))
     .filter((_, i) => stale[i])
     .reverse();
+  const together = configMapWrites.length > 1 && configMaps.users === undefined;
   const events: PlannedEvent[] = isEmptyDiff(diff)
     ? []
     : previousUsers === undefined
@@ -472,7 +481,7 @@ export function planSync(input: PlanInput, request: ListingRequest, answer: Rend
       : [{ type: 'Normal', reason: 'UsersChanged', message: `Users changed: ${describeDiff(diff)}` }];
   const outcome: SyncOutcome = { reason: 'Synced', users, skipped, usersDigest: desired.syncId };
   const plan = settle(input, outcome, { outcome: 'success', requeueAfterMs: periodic }, { configMapWrites, events, schedule });
-  return withListing({ ...plan, synced: { users: users.length, pages: listing.pages } });
+  return withListing({ ...plan, ...(together ? { configMapWritesTogether: true } : {}), synced: { users: users.length, pages: listing.pages } });
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   renderAnswer,
   statusPatch,
   type ConfigMapState,
+  type ConfigMapWrite,
   type FailureMemo,
   type ListingRequest,
   type Plan,
@@ -302,32 +303,57 @@ export class HpcClusterReconciler {
   }
 
   /**
-   * Writes the plan's ConfigMaps in order; stops at the first the apiserver refuses, and says
-   * why. Returns the versions written, for status.
+   * Writes the plan's ConfigMaps, in order (stopping at the first the apiserver refuses) or
+   * side by side when the plan allows; says why a write was refused. Returns the versions
+   * written, for status.
    */
   private async writeConfigMaps(owner: ObjectKey, plan: Plan, signal: AbortSignal): Promise<{ refusal: string | undefined; versions: Partial<Record<ConfigMapRole, string>> }> {
     const versions: Partial<Record<ConfigMapRole, string>> = {};
-    for (const { manifest, existing } of plan.configMapWrites) {
-      signal.throwIfAborted();
-      const key = { namespace: manifest.metadata.namespace, name: manifest.metadata.name };
-      const role = roleOf(key.name, owner.name);
-      const { annotations } = manifest.metadata;
-      const contents = role === undefined ? undefined : contentsClaimed(annotations, role);
-      // Recorded first: the watch event of the write may arrive before its answer.
-      if (contents !== undefined) this.contents.writing(key, contents, annotations[SYNC_ID_ANNOTATION], existing?.resourceVersion);
-      let written: string | undefined;
-      try {
-        written = await this.deps.kube.writeConfigMap(manifest, existing);
-      } catch (err) {
-        const refusal = writeRefusal(err, manifest.metadata.name);
-        if (refusal === undefined) throw err;
-        return { refusal, versions };
-      } finally {
-        this.contents.written(key, written);
-      }
-      if (role !== undefined) versions[role] = written;
+    const write = async (step: ConfigMapWrite): Promise<string | undefined> => {
+      const outcome = await this.writeConfigMap(owner, step, signal);
+      if ('refusal' in outcome) return outcome.refusal;
+      if (outcome.role !== undefined) versions[outcome.role] = outcome.written;
+      return undefined;
+    };
+    if (plan.configMapWritesTogether === true) {
+      // Every write is answered before the first error is thrown: the ledger then knows each outcome.
+      const settled = await Promise.allSettled(plan.configMapWrites.map(write));
+      const failed = settled.find((outcome) => outcome.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const refusal = settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined)).find((refused) => refused !== undefined);
+      return { refusal, versions };
+    }
+    for (const step of plan.configMapWrites) {
+      const refusal = await write(step);
+      if (refusal !== undefined) return { refusal, versions };
     }
     return { refusal: undefined, versions };
+  }
+
+  /** One ConfigMap write: the version written, or why the apiserver refused it. */
+  private async writeConfigMap(
+    owner: ObjectKey,
+    { manifest, existing }: ConfigMapWrite,
+    signal: AbortSignal,
+  ): Promise<{ role: ConfigMapRole | undefined; written: string } | { refusal: string }> {
+    signal.throwIfAborted();
+    const key = { namespace: manifest.metadata.namespace, name: manifest.metadata.name };
+    const role = roleOf(key.name, owner.name);
+    const { annotations } = manifest.metadata;
+    const contents = role === undefined ? undefined : contentsClaimed(annotations, role);
+    // Recorded first: the watch event of the write may arrive before its answer.
+    if (contents !== undefined) this.contents.writing(key, contents, annotations[SYNC_ID_ANNOTATION], existing?.resourceVersion);
+    let written: string | undefined;
+    try {
+      written = await this.deps.kube.writeConfigMap(manifest, existing);
+    } catch (err) {
+      const refusal = writeRefusal(err, manifest.metadata.name);
+      if (refusal === undefined) throw err;
+      return { refusal };
+    } finally {
+      this.contents.written(key, written);
+    }
+    return { role, written };
   }
 
   /**

@@ -203,11 +203,12 @@ describe('a ConfigMap name taken by another', () => {
 describe('planSync', () => {
   it('syncs a first listing: both ConfigMaps created, status Synced, one Synced event, back at the interval', () => {
     const p = plan(input(), listed([user('bob', 2001), user('ann', 2000)], [{ username: 'x:y', reason: 'bad' }]));
-    // -nss first: -users, which admission trusts, changes only once its companion is written.
     expect(p.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing])).toEqual([
       ['lab-nss', undefined],
       ['lab-users', undefined],
     ]);
+    // No -users yet, so no list in it that admission trusts: the two creates need no order.
+    expect(p.configMapWritesTogether).toBe(true);
     expect(p.configMapWrites[0]?.manifest.metadata.ownerReferences?.[0]).toMatchObject({ uid: UID, controller: true });
     expect(ready(p)).toMatchObject({ status: 'True', reason: 'Synced', message: '2 users synced, 1 skipped (see status.skippedUsers)' });
     expect(p.status).toMatchObject({ userCount: 2, skippedUserCount: 1, configMaps: ['lab-users', 'lab-nss'] });
@@ -272,7 +273,12 @@ describe('planSync', () => {
   it('replaces both ConfigMaps at their resourceVersion and announces what changed', () => {
     const before = afterFirstSync(team(3));
     const p = plan(before, listed([...team(2), user('zed', 3000)]));
-    expect(p.configMapWrites.map((w) => w.existing?.resourceVersion)).toEqual(['7', '7']);
+    expect(p.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing?.resourceVersion])).toEqual([
+      ['lab-nss', '7'],
+      ['lab-users', '7'],
+    ]);
+    // -nss first: -users, which admission trusts, changes only once its companion is written.
+    expect(p.configMapWritesTogether).toBeUndefined();
     expect(p.events).toEqual([{ type: 'Normal', reason: 'UsersChanged', message: 'Users changed: 1 added (zed), 1 removed (u002)' }]);
     expect(p.status?.userCount).toBe(3);
   });
@@ -283,6 +289,9 @@ describe('planSync', () => {
     expect(edited.configMapWrites.map((w) => w.manifest.metadata.name)).toEqual(['lab-users']);
     const deleted = plan({ ...before, configMaps: { users: before.configMaps.users } }, listed(team(2)));
     expect(deleted.configMapWrites.map((w) => [w.manifest.metadata.name, w.existing])).toEqual([['lab-nss', undefined]]);
+    // -nss recreated while -users stands: still in order.
+    const both = plan({ ...before, configMaps: { users: { ...before.configMaps.users, dataHash: 'sha256:edited' } } }, listed(team(2)));
+    expect([both.configMapWrites.map((w) => w.manifest.metadata.name), both.configMapWritesTogether]).toEqual([['lab-nss', 'lab-users'], undefined]);
     // Repairing is no news about users.
     expect([...edited.events, ...deleted.events]).toEqual([]);
   });

@@ -79,14 +79,20 @@ class MemoryKube implements KubePort {
   }
   /** The apiserver's answer to a ConfigMap write, by name: success when none is given. */
   refuse = new Map<string, Error>();
-  writeConfigMap(manifest: ConfigMapManifest): Promise<string> {
+  /** The most ConfigMap writes in flight at once: each is answered a turn of the event loop later. */
+  mostWritesAtOnce = 0;
+  private writesInFlight = 0;
+  async writeConfigMap(manifest: ConfigMapManifest): Promise<string> {
+    this.mostWritesAtOnce = Math.max(this.mostWritesAtOnce, ++this.writesInFlight);
+    await new Promise(setImmediate);
+    this.writesInFlight--;
     const refused = this.refuse.get(manifest.metadata.name);
-    if (refused !== undefined) return Promise.reject(refused);
+    if (refused !== undefined) throw refused;
     this.writes.push(`configmap ${manifest.metadata.name}`);
     const resourceVersion = String(++this.version);
     this.configMaps.set(manifest.metadata.name, { resourceVersion, manifest });
     this.duringWrite?.(manifest.metadata.name);
-    return Promise.resolve(resourceVersion);
+    return resourceVersion;
   }
   writeStatus(_key: ObjectKey, patch: StatusPatch): Promise<void> {
     this.writes.push('status');
@@ -134,6 +140,7 @@ function expectPeriodic(result: unknown): void {
   expect(requeueAfterMs).toBeLessThanOrEqual(600_000);
 }
 const ann = { username: 'ann', uid: 2000, gid: 2000, role: 'member' as const, nasMountPoint: '/h/ann', userId: 'usr-ann', hpcUserId: 'h-ann' };
+const bob = { ...ann, username: 'bob', uid: 2001, userId: 'usr-bob', hpcUserId: 'h-bob' };
 const auth: SyncFailure = { reason: 'AuthenticationFailed', message: 'ret_code 1200', retry: 'never' };
 
 describe('HpcClusterReconciler', () => {
@@ -142,6 +149,18 @@ describe('HpcClusterReconciler', () => {
     expectPeriodic(await reconciler.reconcile(KEY, signal));
     expect(kube.writes).toEqual(['configmap lab-nss', 'configmap lab-users', 'status', 'event Normal Synced']);
     expect(lines.map((l) => [l.msg, l.result, l.outcome, l.users])).toEqual([['reconciled', 'Synced', 'success', 1]]);
+  });
+
+  it('creates the two ConfigMaps side by side, and replaces them one after the other', async () => {
+    let users = [ann];
+    const { kube, reconciler } = setup(() => ({ listing: { users, skipped: [], pages: 1, requests: 1 } }));
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    expect(kube.mostWritesAtOnce).toBe(2);
+    kube.mostWritesAtOnce = 0;
+    users = [ann, bob];
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    expect(kube.writes.slice(-4, -1)).toEqual(['configmap lab-nss', 'configmap lab-users', 'status']);
+    expect(kube.mostWritesAtOnce).toBe(1);
   });
 
   it('looks up the names its cache does not hold at their latest version, not at the HpcCluster\'s', async () => {
@@ -166,16 +185,22 @@ describe('HpcClusterReconciler', () => {
   });
 
   it('never writes Synced over a refused ConfigMap write: Ready False names it, -users stays, back-off', async () => {
-    const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    let users = [ann];
+    const { kube, reconciler } = setup(() => ({ listing: { users, skipped: [], pages: 1, requests: 1 } }));
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    const before = { ...kube.configMaps.get('lab-users') };
+    kube.writes.length = 0;
+    users = [ann, bob];
     kube.refuse.set('lab-nss', new KubeApiError(422, 'Invalid', 'configmaps "lab-nss" is forbidden: denied by policy', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
     expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error', retryAfterMs: expect.any(Number) });
     expect(kube.writes).toEqual(['status', 'event Warning ConfigMapWriteFailed']);
+    expect(kube.configMaps.get('lab-users')).toEqual(before);
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
       status: 'False',
       reason: 'ConfigMapWriteFailed',
       message: 'the apiserver refused the write of ConfigMap lab-nss (HTTP 422): configmaps "lab-nss" is forbidden: denied by policy',
     });
-    expect(kube.object?.status?.configMapVersions).toBeUndefined();
+    expect(kube.object?.status?.userCount).toBe(1);
     // A conflict (a stale cache) is no refusal: thrown, and retried at once by the queue.
     kube.refuse.set('lab-nss', new KubeApiError(409, 'Conflict', 'the object has been modified', 'PUT /api/v1/namespaces/research/configmaps/lab-nss'));
     await expect(reconciler.reconcile(KEY, signal)).rejects.toThrow();
@@ -183,6 +208,23 @@ describe('HpcClusterReconciler', () => {
     expectPeriodic(await reconciler.reconcile(KEY, signal));
     expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
     expect(kube.object?.status?.configMapVersions).toEqual({ nss: kube.configMaps.get('lab-nss')?.resourceVersion, users: kube.configMaps.get('lab-users')?.resourceVersion });
+    expect(kube.object?.status?.userCount).toBe(2);
+  });
+
+  it('on a first sync, a refused -nss create leaves the -users created beside it, which status records but does not vouch for', async () => {
+    const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    kube.refuse.set('lab-nss', new KubeApiError(422, 'Invalid', 'configmaps "lab-nss" is forbidden: denied by policy', 'POST /api/v1/namespaces/research/configmaps'));
+    expect(await reconciler.reconcile(KEY, signal)).toEqual({ outcome: 'error', retryAfterMs: expect.any(Number) });
+    expect(kube.writes).toEqual(['configmap lab-users', 'status', 'event Warning ConfigMapWriteFailed']);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('ConfigMapWriteFailed');
+    expect(kube.object?.status?.configMapVersions).toEqual({ users: kube.configMaps.get('lab-users')?.resourceVersion });
+    expect(kube.object?.status?.usersDigest).toBeUndefined();
+    // The next sync creates -nss alone: -users already holds the list.
+    kube.refuse.clear();
+    kube.writes.length = 0;
+    expectPeriodic(await reconciler.reconcile(KEY, signal));
+    expect(kube.writes).toEqual(['configmap lab-nss', 'status', 'event Normal Synced']);
+    expect(kube.object?.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Synced');
   });
 
   it('reads no ConfigMap data while it knows what they hold, also after a restart: status records the versions it wrote', async () => {
