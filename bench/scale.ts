@@ -10,7 +10,7 @@ import { apiserverWrites, createCredentialsSecret, hpcClusterManifest, operatorK
 import { deploymentNodeOptions, imageNode } from '../tools/node/image-node.js';
 import { DEV_ACCESS_KEY, startSimulator } from '../tools/simulator/server.js';
 import { generateUsers } from '../tools/simulator/store.js';
-import { cpuMs, formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
+import { cpuMs, formatTable, LIFTED_PROVIDER_RATE_LIMIT, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * One install at the scale issue 12 names: 2,000 HpcClusters of 100 users and 100 of 1,000,
@@ -27,7 +27,6 @@ const GROUPS = [
 const NAMESPACES = 20;
 /** kubectl applies running at once, one namespace's List each. */
 const APPLIERS = 4;
-const PROVIDER_RATE_LIMIT = '1000000/1h';
 const SYNC_INTERVAL = '1h';
 const READY_TIMEOUT_MS = 30 * 60_000;
 const SETTLE_AFTER_RESTART_MS = 15_000;
@@ -59,7 +58,7 @@ export async function benchScale(): Promise<void> {
 
     // One ServiceAccount bound cluster-wide, as the default install; startBenchOperator reuses the file.
     writeKubeConfigFile(await operatorKubeConfig(admin, namespaces[0] ?? '', 'cluster'), join(workDir, 'operator-kubeconfig'));
-    const startOperator = () => startBenchOperator(admin, namespaces[0] ?? '', workDir, PROVIDER_RATE_LIMIT, cleanups, { watch: namespaces.join(','), shipped: true });
+    const startOperator = () => startBenchOperator(admin, namespaces[0] ?? '', workDir, LIFTED_PROVIDER_RATE_LIMIT, cleanups, { watch: namespaces.join(','), shipped: true });
     const first = await startOperator();
     const readyTimes = namespaces.map((namespace) => new ReadyTimes(admin, namespace));
     for (const ready of readyTimes) {
@@ -116,7 +115,7 @@ export async function benchScale(): Promise<void> {
         `scale: ${GROUPS.map((g) => `${String(g.clusters)} HpcClusters x ${String(g.users)} users`).join(' + ')} in ${String(NAMESPACES)} namespaces, one operator`,
         `(dist/cli/main.js run on Node.js ${(await imageNode()).version}, the image's major, NODE_OPTIONS=${deploymentNodeOptions()} from deploy/manager/deployment.yaml,`,
         `--concurrency 4, syncInterval ${SYNC_INTERVAL}),`,
-        `one simulator in the bench process, provider limits lifted (--provider-rate-limit ${PROVIDER_RATE_LIMIT}, simulator quota unlimited);`,
+        `one simulator in the bench process, provider limits lifted (--provider-rate-limit ${LIFTED_PROVIDER_RATE_LIMIT}, simulator quota unlimited);`,
         `applied by ${String(APPLIERS)} concurrent kubectl applies (one List per namespace); then the operator restarted and settled ${String(SETTLE_AFTER_RESTART_MS / 1000)} s.`,
         `Machine: ${String(availableParallelism())} CPUs, load average (1/5/15 min) ${load(loadAtStart)} at the start, ${load(loadavg())} at the end.`,
         formatTable([

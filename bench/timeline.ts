@@ -10,7 +10,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster } from '../tools/harness/operator.js';
 import { waitFor } from '../tools/harness/wait-for.js';
 import { imageNode } from '../tools/node/image-node.js';
-import { benchClusterSpec, formatTable, median, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
+import { benchClusterSpec, formatTable, LIFTED_PROVIDER_RATE_LIMIT, median, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * Where a first sync's time goes, by the apiserver's own clock. HpcClusters of 100 users are
@@ -27,7 +27,6 @@ import { benchClusterSpec, formatTable, median, ReadyTimes, runCleanups, startBe
 
 const CLUSTERS = 40;
 const USERS = 100;
-const PROVIDER_RATE_LIMIT = '1000000/1h';
 /** Only what the steps are: reads and writes of the resources a sync touches. */
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -100,7 +99,7 @@ function ourOperator(admin: KubeConfig, workDir: string, cleanups: (() => unknow
   return {
     name: 'hpc-user-operator (as shipped)',
     async start(namespace) {
-      const operator = await startBenchOperator(admin, namespace, workDir, PROVIDER_RATE_LIMIT, cleanups, { shipped: true, kubeconfigFile: `kubeconfig-${namespace}` });
+      const operator = await startBenchOperator(admin, namespace, workDir, LIFTED_PROVIDER_RATE_LIMIT, cleanups, { shipped: true, kubeconfigFile: `kubeconfig-${namespace}` });
       return operator.stop;
     },
   };

@@ -9,7 +9,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster, metricSamples, WEBHOOK_CONFIGURATION, type MetricSample } from '../tools/harness/operator.js';
 import { installWebhookConfiguration } from '../tools/harness/webhook.js';
 import { waitFor } from '../tools/harness/wait-for.js';
-import { formatTable, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
+import { formatTable, LIFTED_PROVIDER_RATE_LIMIT, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
  * Admission latency of the pod identity webhook: `hpc-user-operator run --webhook-addr` as a
@@ -28,7 +28,6 @@ const FEW_CLUSTERS = 10;
 const MANY_CLUSTERS = 100;
 const PODS = 500;
 const WARM_UP_PODS = 20;
-const PROVIDER_RATE_LIMIT = '1000000/1h';
 /** Waited before memory is read, so start-up garbage has been collected as it would be idle. */
 const SETTLE_MS = 5_000;
 const WEBHOOK_NAME = 'pod-identity.hpc.shanhe.com';
@@ -230,7 +229,7 @@ export async function benchWebhook(): Promise<WebhookBenchResult> {
 
     const start = async (webhook: boolean) => {
       const addr = `127.0.0.1:${String(await freePort())}`;
-      const operator = await startBenchOperator(admin, operatorNamespace, workDir, PROVIDER_RATE_LIMIT, cleanups, { watch: namespace, ...(webhook ? { webhook: { addr } } : {}) });
+      const operator = await startBenchOperator(admin, operatorNamespace, workDir, LIFTED_PROVIDER_RATE_LIMIT, cleanups, { watch: namespace, ...(webhook ? { webhook: { addr } } : {}) });
       return { ...operator, webhookAddr: addr };
     };
 
