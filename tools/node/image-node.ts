@@ -29,7 +29,9 @@ export function imageNodeMajor(text = readFileSync(dockerfile, 'utf8')): number 
   return Number(major);
 }
 
-const majorOf = (version: string): number => Number(version.replace(/^v/, '').split('.')[0]);
+/** A version's numbers: "v24.22.3" → [24, 22, 3]. */
+const versionNumbers = (version: string): number[] => version.replace(/^v/, '').split('.').map(Number);
+const majorOf = (version: string): number | undefined => versionNumbers(version)[0];
 
 /** Node.js's release builds as npm publishes them for the `node` package: one package per platform. */
 const releasePackage = `node-${process.platform}-${process.arch}`;
@@ -37,12 +39,11 @@ const cacheDir = (): string => join(projectCacheDir(), 'node');
 
 /** The newest of `versions` ("24.9.0", "v24.22.3") whose major is `major`. */
 export function newestOfMajor(versions: readonly string[], major: number): string | undefined {
-  const parts = (version: string): number[] => version.replace(/^v/, '').split('.').map(Number);
   return versions
     .filter((version) => /^v?\d+\.\d+\.\d+$/.test(version) && majorOf(version) === major)
     .sort((a, b) => {
-      const [, minorA = 0, patchA = 0] = parts(a);
-      const [, minorB = 0, patchB = 0] = parts(b);
+      const [, minorA = 0, patchA = 0] = versionNumbers(a);
+      const [, minorB = 0, patchB = 0] = versionNumbers(b);
       return minorA - minorB || patchA - patchB;
     })
     .at(-1);
