@@ -16,10 +16,11 @@ import { benchClusterSpec, formatTable, LIFTED_PROVIDER_RATE_LIMIT, median, Read
  * Where a first sync's time goes, by the apiserver's own clock. HpcClusters of 100 users are
  * created one at a time (each once the one before is Ready; the first is a warm-up), and each
  * operator's requests are read back from kube-apiserver's audit log: for every step (the reads
- * before the provider call, each ConfigMap create, the status write), the median time from the
- * HpcCluster's create to the step's arrival at the apiserver and to its completion there. What
- * lies between one step's completion and the next one's arrival is the operator's own time:
- * the provider call, its parsing, rendering, and the HTTP client on both ends.
+ * before the provider call, if it makes any; each ConfigMap create; the status write), the
+ * median time from the HpcCluster's create to the step's arrival at the apiserver and to its
+ * completion there. What lies between one step's completion and the next one's arrival is the
+ * operator's own time: the provider call, its parsing, rendering, and the HTTP client on both
+ * ends.
  *
  * Set PEER_OPERATOR to the Go peer's binary (../shared/peer/bench.sh builds one into
  * .local/peer-bench/bin/hpc-peer-operator) to measure it on the same control plane, after ours.

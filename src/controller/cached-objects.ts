@@ -5,13 +5,13 @@ import { syncRequestFieldEntries } from './sync-request.js';
 
 /**
  * The typed, slim forms the informer caches keep, each made once as the object arrives.
- * Every HpcCluster's two ConfigMaps are cached, and a users ConfigMap of 1,000 users has
- * some 3,000 keys, which is why those are watched as metadata only; managedFields list every
- * field again. The caches keep what the controller reads and nothing else.
+ * Every HpcCluster's two ConfigMaps are cached (and anyone's of those names), and a users
+ * ConfigMap of 1,000 users has some 3,000 keys, which is why they are watched as metadata
+ * only; managedFields list every field again. The caches keep what the controller reads and nothing else.
  */
 
 /**
- * What the controller reads of one of its ConfigMaps: metadata only, as the watch sends it
+ * What the controller reads of a ConfigMap it may write: metadata only, as the watch sends it
  * (configmap-contents.ts says how the data is known without keeping it).
  */
 export interface CachedConfigMap extends KubernetesObject {

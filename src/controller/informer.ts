@@ -34,6 +34,11 @@ export interface ResilientInformerOptions<T extends KubernetesObject, C extends 
   accept?: { list: string; watch: string };
   /** Objects per list request: a page's JSON is all a list holds at once. Default 100. */
   pageSize?: number;
+  /**
+   * Which objects the cache holds, for a selection the apiserver cannot make (a name pattern):
+   * the others are dropped as they arrive, never cached or handed out.
+   */
+  keep?: (object: T) => boolean;
   /** Makes the cached form of every object as it arrives, before it is cached or handed out. */
   transform?: (object: T) => C;
   /** Sent as the watch's timeoutSeconds: the server ends each watch cleanly after it. Default 300. */
@@ -198,9 +203,10 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
 
   /** Lists, replaces the cache and emits the difference to the previous cache. */
   private async relist(): Promise<void> {
-    const { client, path, labelSelector, accept, pageSize = 100 } = this.options;
+    const { client, path, labelSelector, accept, pageSize = 100, keep } = this.options;
     const fresh = new Map<string, C>();
     const resourceVersion = await client.list<T>(path, { labelSelector }, pageSize, (item) => {
+      if (keep?.(item) === false) return;
       const object = this.transform(item);
       fresh.set(cacheKey(object), object);
     }, { ...(accept === undefined ? {} : { accept: accept.list }), signal: this.stopController.signal });
@@ -298,10 +304,16 @@ export class ResilientInformer<T extends KubernetesObject, C extends KubernetesO
       if (resourceVersion) this.resourceVersion = resourceVersion;
       return;
     }
+    // One the cache does not keep is dropped; were it held before, it leaves as if deleted.
+    const kept = this.options.keep?.(raw) ?? true;
+    if (!kept && !this.cache.has(cacheKey(raw))) {
+      if (resourceVersion) this.resourceVersion = resourceVersion;
+      return;
+    }
     const object = this.transform(raw);
     const key = cacheKey(object);
     const old = this.cache.get(key);
-    switch (phase) {
+    switch (kept ? phase : 'DELETED') {
       case 'ADDED':
       case 'MODIFIED':
         this.cache.set(key, object);

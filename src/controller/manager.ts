@@ -1,7 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, isLentToOperator, KIND, PLURAL, VERSION, type HpcClusterObject } from '../api/hpccluster.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../render/configmaps.js';
 import type { KeyBudgets } from '../budget/key-budgets.js';
 import { startupDelays, startupStateOf } from '../budget/schedule.js';
 import type { UserSource } from '../provider/user-source.js';
@@ -9,6 +8,7 @@ import type { KubeAccess } from '../kube/access.js';
 import { KubeClient } from '../kube/client.js';
 import { collectGarbage } from '../runtime/memory.js';
 import { cachedConfigMap, cachedHpcCluster, cachedSecretMetadata, type CachedConfigMap } from './cached-objects.js';
+import { mayBeAnHpcClustersConfigMap } from './configmap-contents.js';
 import { Controller, controllerOwner } from './controller.js';
 import { startOperationalServer, type OperationalServer } from './http-server.js';
 import { KubeApiPort } from './kube.js';
@@ -51,7 +51,7 @@ export interface ManagerOptions {
 const DEFAULT_UNWATCHED_LIMIT_MS = 180_000;
 
 /**
- * The HpcCluster controller: which caches (HpcClusters; the operator's ConfigMaps, slim;
+ * The HpcCluster controller: which caches (HpcClusters; the ConfigMaps it may write, slim;
  * Secrets, metadata only), which events call for a sync, how start-up is spread, and the
  * operational endpoints around it. The generic machinery is in Controller.
  */
@@ -85,12 +85,14 @@ export class Manager {
       transform: cachedHpcCluster,
       onRestart: onRestart(PLURAL),
     }));
+    // Every ConfigMap an HpcCluster's name may take, the operator's or another's: a name the
+    // cache does not hold is free as far as the watch has seen, so a first sync looks none up.
     // Metadata only: what their data holds is known without it (configmap-contents.ts).
     this.configMaps = new ScopedInformers<KubernetesObject, CachedConfigMap>({
       ...common,
       resource: 'configmaps',
       apiPrefix: '/api/v1',
-      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      keep: (cm) => mayBeAnHpcClustersConfigMap(cm.metadata?.name ?? ''),
       accept: METADATA_ONLY_ACCEPT,
       pageSize: 500,
       transform: cachedConfigMap,

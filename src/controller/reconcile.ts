@@ -63,7 +63,10 @@ import type { CachedConfigMap } from './cached-objects.js';
 /** The Kubernetes side, as this reconcile needs it (reads from caches where they exist). */
 export interface KubePort {
   getHpcCluster(key: ObjectKey): HpcClusterObject | undefined;
-  /** From the cache, which holds only ConfigMaps labelled as the operator's, and only their metadata. */
+  /**
+   * From the cache, which holds every ConfigMap named as an HpcCluster's may be (`*-users`,
+   * `*-nss`), the operator's or not, and only their metadata.
+   */
   getConfigMap(key: ObjectKey): ConfigMapState | undefined;
   /**
    * From the apiserver, whole (contents and users.json): any ConfigMap, labelled or not, at a
@@ -129,6 +132,8 @@ export class HpcClusterReconciler {
   private readonly renders = new Map<string, RenderSummary[]>();
   /** What the ConfigMaps hold at the versions this process wrote or read (configmap-contents.ts). */
   private readonly contents = new ConfigMapLedger();
+  /** ConfigMaps a create found taken while the cache did not hold them: the next sync reads them. */
+  private readonly takenUnseen = new Set<string>();
   /** Whole ConfigMaps read to check a watch event: after a restart that may be every one of them. */
   private readonly checkLimit = concurrencyLimit(4);
   private readonly now: () => Date;
@@ -244,24 +249,29 @@ export class HpcClusterReconciler {
       this.memos.delete(id);
       this.lastSyncs.delete(id);
       this.renders.delete(id);
-      for (const role of CONFIGMAP_ROLES) this.contents.forget({ namespace: key.namespace, name: configMapNameOf(role, key.name) });
+      for (const role of CONFIGMAP_ROLES) {
+        const cmKey = { namespace: key.namespace, name: configMapNameOf(role, key.name) };
+        this.contents.forget(cmKey);
+        this.takenUnseen.delete(keyOf(cmKey));
+      }
       this.deps.budget.forget(id);
       return undefined;
     }
     const secretName = credentialsSecretOf(object);
     // A reconcile that may sync knows what its ConfigMaps hold, reading those it cannot vouch
-    // for; and a name the cache does not hold may still be taken by a ConfigMap without our
-    // labels, which it looks up, so that it never creates over (or adopts) another's.
+    // for (not older than the cached version, which the apiserver's watch cache has seen). The
+    // cache holds another's ConfigMap under the name too, so a name it does not hold is free as
+    // far as the watch has seen: a first sync looks nothing up. A name a create found taken (by
+    // a ConfigMap made a moment before, whose event is still on its way) is read, from etcd.
     const configMap = async (name: string, role: ConfigMapRole): Promise<ConfigMapState | undefined> => {
       const cmKey = { namespace: key.namespace, name };
       const known = this.known(cmKey, role, object.status);
-      // Not older than the cached version, which the apiserver's watch cache has seen. A name the
-      // cache does not hold is read from etcd: asked "not older than" another resource's version,
-      // the apiserver would wait until its ConfigMap cache caught up with it (some 50 ms a read).
-      return secretName === undefined || known?.dataHash !== undefined ? known : this.read(cmKey, known?.resourceVersion);
+      if (secretName === undefined || known?.dataHash !== undefined) return known;
+      if (known !== undefined) return this.read(cmKey, known.resourceVersion);
+      return this.takenUnseen.delete(keyOf(cmKey)) ? this.read(cmKey, undefined) : undefined;
     };
-    // Read side by side: on a first sync up to three round trips to the apiserver (none for a
-    // Secret already read at its version).
+    // Side by side: on a first sync one round trip to the apiserver at most (none for a Secret
+    // already read at its version).
     const [secret, users, nss] = await Promise.all([
       secretName === undefined ? undefined : kube.readSecret({ namespace: key.namespace, name: secretName }),
       configMap(configMapNameOf('users', key.name), 'users'),
@@ -347,6 +357,8 @@ export class HpcClusterReconciler {
     try {
       written = await this.deps.kube.writeConfigMap(manifest, existing);
     } catch (err) {
+      // AlreadyExists: the cache has not seen that ConfigMap yet, and the retry reads it instead.
+      if (existing === undefined && err instanceof KubeApiError && err.code === 409) this.takenUnseen.add(keyOf(key));
       const refusal = writeRefusal(err, manifest.metadata.name);
       if (refusal === undefined) throw err;
       return { refusal };

@@ -13,6 +13,7 @@ export interface ScopedInformersOptions<T extends KubernetesObject, C extends Ku
   namespaces: readonly string[];
   client: KubeClient;
   labelSelector?: string;
+  keep?: ResilientInformerOptions<T, C>['keep'];
   accept?: ResilientInformerOptions<T, C>['accept'];
   pageSize?: number;
   transform?: (object: T) => C;
@@ -26,7 +27,7 @@ export class ScopedInformers<T extends KubernetesObject, C extends KubernetesObj
   private readonly byNamespace = new Map<string | undefined, ResilientInformer<T, C>>();
 
   constructor(options: ScopedInformersOptions<T, C>) {
-    const { resource, apiPrefix, namespaces, labelSelector, accept, pageSize, transform, onRestart } = options;
+    const { resource, apiPrefix, namespaces, labelSelector, keep, accept, pageSize, transform, onRestart } = options;
     this.name = resource;
     const scopes: (string | undefined)[] = namespaces.length === 0 ? [undefined] : [...namespaces];
     for (const namespace of scopes) {
@@ -37,6 +38,7 @@ export class ScopedInformers<T extends KubernetesObject, C extends KubernetesObj
           client: options.client,
           path: namespace === undefined ? `${apiPrefix}/${resource}` : `${apiPrefix}/namespaces/${namespace}/${resource}`,
           ...(labelSelector === undefined ? {} : { labelSelector }),
+          ...(keep === undefined ? {} : { keep }),
           ...(accept === undefined ? {} : { accept }),
           ...(pageSize === undefined ? {} : { pageSize }),
           ...(transform === undefined ? {} : { transform }),

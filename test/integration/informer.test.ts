@@ -152,6 +152,27 @@ describe('ResilientInformer on the shared control plane', () => {
     expect(informer.list().map((object) => object.metadata?.name)).toEqual(['labelled-later']);
   });
 
+  it('keeps only what `keep` selects, listed or watched; one no longer kept leaves as a delete', async () => {
+    const ns = await namespace();
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('kept-a') });
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('other-a') });
+    const { informer, events, seen } = configMapInformer(kubeConfig, ns, {
+      keep: (cm) => cm.metadata?.name?.startsWith('kept-') === true && cm.data?.k !== 'dropped',
+    });
+    await informer.start();
+    expect(informer.list().map((object) => object.metadata?.name)).toEqual(['kept-a']);
+
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('other-b') });
+    await core.replaceNamespacedConfigMap({ namespace: ns, name: 'other-a', body: configMap('other-a', undefined, { k: 'v2' }) });
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'other-b' });
+    await core.createNamespacedConfigMap({ namespace: ns, body: configMap('kept-b') });
+    await seen('add', 'kept-b');
+    await core.replaceNamespacedConfigMap({ namespace: ns, name: 'kept-a', body: configMap('kept-a', undefined, { k: 'dropped' }) });
+    await seen('delete', 'kept-a');
+    expect(events.map((event) => `${event.type} ${event.name}`)).toEqual(['add kept-a', 'add kept-b', 'delete kept-a']);
+    expect(informer.list().map((object) => object.metadata?.name)).toEqual(['kept-b']);
+  });
+
   it('reads objects that span many chunks whole, characters of several bytes included', async () => {
     const ns = await namespace();
     // About 400 KB of text in which 2-, 3- and 4-byte characters straddle the chunk boundaries.

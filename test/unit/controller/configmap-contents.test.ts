@@ -8,6 +8,7 @@ import {
   contentsClaimed,
   contentsInOrder,
   contentsOfData,
+  mayBeAnHpcClustersConfigMap,
   roleOf,
   versionsWorthRecording,
   vouchedContents,
@@ -30,6 +31,11 @@ describe('what a ConfigMap holds', () => {
     expect(contentsOfData(nssCm.data).usersDigest).toBeUndefined();
     expect(contentsClaimed({ [SYNC_ID_ANNOTATION]: 'x' }, 'users')).toBeUndefined();
     expect([roleOf('c-users', 'c'), roleOf('c-nss', 'c'), roleOf('c-other', 'c')]).toEqual(['users', 'nss', undefined]);
+  });
+
+  it('tells the names an HpcCluster\'s ConfigMap may have (the cache keeps those, anyone\'s) from the rest', () => {
+    const names = ['lab-users', 'lab-nss', 'a-b-users', '-users', 'users', 'nss', 'lab-users-old', 'kube-root-ca.crt', 'lab-nss.bak'];
+    expect(names.filter(mayBeAnHpcClustersConfigMap)).toEqual(['lab-users', 'lab-nss', 'a-b-users']);
   });
 
   it('believes annotations only at a version this process knows or status records as written', () => {

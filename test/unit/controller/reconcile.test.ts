@@ -49,6 +49,9 @@ class MemoryKube implements KubePort {
   /** Called while a write is in flight, before its answer: where its watch event may arrive. */
   duringWrite: ((name: string) => void) | undefined;
 
+  /** ConfigMaps of another writer the apiserver holds and the cache has not seen yet, by name. */
+  readonly unseen = new Map<string, ConfigMapState>();
+
   getConfigMap(key: ObjectKey): ConfigMapState | undefined {
     const cm = this.configMaps.get(key.name);
     if (cm === undefined) return undefined;
@@ -59,6 +62,8 @@ class MemoryKube implements KubePort {
   readsNotOlderThan: (string | undefined)[] = [];
   readConfigMap(key: ObjectKey, notOlderThan: string | undefined): Promise<ConfigMapState | undefined> {
     this.readsNotOlderThan.push(notOlderThan);
+    const unseen = this.unseen.get(key.name);
+    if (unseen !== undefined) return Promise.resolve(unseen);
     const cached = this.getConfigMap(key);
     // Data read: a look-up of a name not taken reads none.
     if (cached !== undefined) this.configMapReads++;
@@ -88,6 +93,9 @@ class MemoryKube implements KubePort {
     this.writesInFlight--;
     const refused = this.refuse.get(manifest.metadata.name);
     if (refused !== undefined) throw refused;
+    if (this.unseen.has(manifest.metadata.name)) {
+      throw new KubeApiError(409, 'AlreadyExists', `configmaps "${manifest.metadata.name}" already exists`, 'POST /api/v1/namespaces/research/configmaps');
+    }
     this.writes.push(`configmap ${manifest.metadata.name}`);
     const resourceVersion = String(++this.version);
     this.configMaps.set(manifest.metadata.name, { resourceVersion, manifest });
@@ -163,12 +171,31 @@ describe('HpcClusterReconciler', () => {
     expect(kube.mostWritesAtOnce).toBe(1);
   });
 
-  it('looks up the names its cache does not hold at their latest version, not at the HpcCluster\'s', async () => {
+  it('takes a name its cache does not hold for free: a first sync reads no ConfigMap', async () => {
     const { kube, reconciler } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
-    kube.object = { ...kube.object!, metadata: { ...kube.object!.metadata, resourceVersion: '42' } };
     expectPeriodic(await reconciler.reconcile(KEY, signal));
-    // Not older than another resource's version, the apiserver would wait for its ConfigMap cache to catch up.
-    expect(kube.readsNotOlderThan).toEqual([undefined, undefined]);
+    expect(kube.readsNotOlderThan).toEqual([]);
+    expect(kube.writes).toEqual(['configmap lab-nss', 'configmap lab-users', 'status', 'event Normal Synced']);
+  });
+
+  it('reads a name a create found taken before its cache saw it: ConfigMapConflict, and no second provider call', async () => {
+    const { kube, reconciler, calls } = setup(() => ({ listing: { users: [ann], skipped: [], pages: 1, requests: 1 } }));
+    kube.object = { ...kube.object!, metadata: { ...kube.object!.metadata, resourceVersion: '42' } };
+    // Another's, created a moment before the HpcCluster: its watch event is still on its way.
+    kube.unseen.set('lab-users', { resourceVersion: '41', labels: undefined, annotations: undefined, ownerReferences: [] });
+    await expect(reconciler.reconcile(KEY, signal)).rejects.toMatchObject({ code: 409 });
+    expect(calls()).toBe(1);
+    // Created side by side, -nss went in: the HpcCluster controls it.
+    expect(kube.writes).toEqual(['configmap lab-nss']);
+
+    expect(await reconciler.reconcile(KEY, signal)).toMatchObject({ outcome: 'requeue_after' });
+    expect(calls()).toBe(1);
+    const ready = kube.object?.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'ConfigMapConflict' });
+    expect(ready?.message).toContain('ConfigMap lab-users already exists and was not written by this operator');
+    // At its latest version, from etcd: not older than another resource's version, the apiserver
+    // would wait for its ConfigMap cache to catch up.
+    expect(kube.readsNotOlderThan).toEqual([undefined]);
   });
 
   it('keeps a sync whose event the apiserver refuses: logged, not redone', async () => {
