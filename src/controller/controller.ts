@@ -137,7 +137,7 @@ export class Controller<P extends KubernetesObject> {
 
   /** Reconciles a child's controlling primary when the child is deleted, or added or updated as `predicate` says. */
   owns<C extends KubernetesObject>(children: WatchedCache<C>, predicate: ChildPredicate<C> = () => true): this {
-    this.caches.push(children);
+    this.cache(children);
     const ownerOf = (child: C) => controllerOwner(child, this.options.kind);
     const weigh = (child: C, old: C | undefined): void => {
       // Before this replica leads, start-up queues every primary anyway.
@@ -167,7 +167,7 @@ export class Controller<P extends KubernetesObject> {
    * index of it is kept from the primaries' events, so an event looks up its primaries.
    */
   watches<W extends KubernetesObject>(watched: WatchedCache<W>, referencesOf: (primary: P) => ObjectKey[]): this {
-    this.caches.push(watched);
+    this.cache(watched);
     const index = new ReferenceIndex();
     const record = (primary: P): void => {
       const key = objectKey(primary);
@@ -186,6 +186,11 @@ export class Controller<P extends KubernetesObject> {
     };
     for (const event of ['add', 'update', 'delete'] as const) watched.on(event, onWatched);
     return this;
+  }
+
+  /** A cache to start, stop and watch over: once, though both owned and watched. */
+  private cache(cache: WatchedCache<KubernetesObject>): void {
+    if (!this.caches.includes(cache)) this.caches.push(cache);
   }
 
   /**

@@ -22,7 +22,7 @@ import { HpcClusterReconciler } from './reconcile.js';
 import { ScopedInformers } from './scoped-informers.js';
 import type { CertificateKeeper } from '../webhook/certificate-keeper.js';
 import { PodIdentityWebhook } from '../webhook/webhook.js';
-import { hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
+import { configMapNamesAwaited, hpcClusterUpdateNeedsSync, referencedSecrets } from './triggers.js';
 
 export interface ManagerOptions {
   kube: KubeAccess;
@@ -135,7 +135,8 @@ export class Manager {
         const owner = controllerOwner(cm, KIND);
         return owner !== undefined && reconciler.configMapCallsForSync(cm, owner);
       })
-      .watches(secrets, referencedSecrets);
+      .watches(secrets, referencedSecrets)
+      .watches(this.configMaps, configMapNamesAwaited);
     this.webhook =
       options.webhook === undefined
         ? undefined

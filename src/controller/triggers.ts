@@ -1,6 +1,8 @@
 import type { HpcClusterObject } from '../api/hpccluster.js';
+import { CONFIGMAP_ROLES, configMapNameOf } from './configmap-contents.js';
 import type { ObjectKey } from './object-key.js';
 import { credentialsSecretOf } from './plan.js';
+import { readyCondition } from './status.js';
 import { SYNC_REQUESTED_ANNOTATION } from './sync-request.js';
 
 /**
@@ -24,4 +26,15 @@ export function referencedSecrets(object: HpcClusterObject): ObjectKey[] {
   const namespace = object.metadata.namespace;
   const name = credentialsSecretOf(object);
   return namespace === undefined || name === undefined ? [] : [{ namespace, name }];
+}
+
+/**
+ * The ConfigMap names an HpcCluster in ConfigMapConflict waits for (the ConfigMap->HpcCluster
+ * index): another's ConfigMap holds one, and its removal calls for a sync at once. Only then,
+ * so that the operator's own writes never feed back.
+ */
+export function configMapNamesAwaited(object: HpcClusterObject): ObjectKey[] {
+  const { namespace, name } = object.metadata;
+  if (namespace === undefined || name === undefined || readyCondition(object.status)?.reason !== 'ConfigMapConflict') return [];
+  return CONFIGMAP_ROLES.map((role) => ({ namespace, name: configMapNameOf(role, name) }));
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { HpcClusterObject } from '../../src/api/hpccluster.js';
-import { hpcClusterUpdateNeedsSync, referencedSecrets } from '../../src/controller/triggers.js';
+import { configMapNamesAwaited, hpcClusterUpdateNeedsSync, referencedSecrets } from '../../src/controller/triggers.js';
 
 const object = (generation: number, annotations: Record<string, string> = {}): HpcClusterObject => ({
   apiVersion: 'hpc.shanhe.com/v1alpha1',
@@ -23,5 +23,17 @@ describe('referencedSecrets', () => {
     expect(referencedSecrets(object(1))).toEqual([{ namespace: 'ns', name: 's' }]);
     expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1' } })).toEqual([]);
     expect(referencedSecrets({ ...object(1), spec: { clusterId: 'hpc-1', zone: 'z', credentialsSecretRef: { name: 's' }, suspend: true } })).toEqual([]);
+  });
+});
+
+describe('configMapNamesAwaited', () => {
+  const ready = (reason: string): HpcClusterObject['status'] => ({ conditions: [{ type: 'Ready', status: 'False', reason, message: '', lastTransitionTime: '2027-01-15T08:00:00Z' }] });
+  it('names its two ConfigMaps while another holds one of the names, and none otherwise', () => {
+    expect(configMapNamesAwaited({ ...object(1), status: ready('ConfigMapConflict') })).toEqual([
+      { namespace: 'ns', name: 'c-users' },
+      { namespace: 'ns', name: 'c-nss' },
+    ]);
+    expect(configMapNamesAwaited({ ...object(1), status: ready('CredentialsNotFound') })).toEqual([]);
+    expect(configMapNamesAwaited(object(1))).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ class FakeCache<T extends KubernetesObject> implements WatchedCache<T> {
   private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
   private readonly objects = new Map<string, T>();
   since: number | undefined;
+  starts = 0;
   stopped = false;
 
   constructor(readonly name: string) {}
@@ -27,6 +28,7 @@ class FakeCache<T extends KubernetesObject> implements WatchedCache<T> {
   }
 
   start(): Promise<void> {
+    this.starts++;
     return Promise.resolve();
   }
 
@@ -143,6 +145,30 @@ describe('Controller', () => {
     primaries.delete(primary('a'));
     await waitFor(() => keys().length === 3, { timeoutMs: 2_000, intervalMs: 2 });
     expect(keys()).toEqual(['ns/a', 'ns/a', 'ns/a']);
+  });
+
+  it('starts a cache both owned and watched once, and weighs its events both ways', async () => {
+    const primaries = new FakeCache<Primary>('things');
+    const children = new FakeCache<KubernetesObject>('children');
+    // A primary refers to a child by name (as an HpcCluster in ConfigMapConflict to the name it waits for).
+    const controller = new Controller<Primary>(primaries, { kind: 'Thing', concurrency: 1, logger: pino({ level: 'silent' }), unwatchedLimitMs: 60_000 })
+      .owns(children, () => false)
+      .watches(children, (object): ObjectKey[] => [{ namespace: 'ns', name: `${object.metadata?.name ?? ''}-awaited` }]);
+    controllers.push(controller);
+    const keys: string[] = [];
+    await controller.start((key) => {
+      keys.push(key.name);
+      return Promise.resolve({ outcome: 'success' });
+    });
+    expect(children.starts).toBe(1);
+    primaries.add(primary('a'));
+    await waitFor(() => keys.length === 1, { timeoutMs: 2_000, intervalMs: 2 });
+    children.delete({ metadata: { namespace: 'ns', name: 'a-awaited' } });
+    children.delete(child('b-cm', 'b'));
+    await waitFor(() => keys.length === 3, { timeoutMs: 2_000, intervalMs: 2 });
+    expect(keys.sort()).toEqual(['a', 'a', 'b']);
+    await controller.stop(0);
+    expect(children.stopped).toBe(true);
   });
 
   it('reconciles the controlling primary of an owned child on delete, or when the child predicate passes', async () => {
