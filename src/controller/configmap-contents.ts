@@ -30,12 +30,15 @@ export const CONFIGMAP_ROLES: readonly ConfigMapRole[] = ['users', 'nss'];
 /** The name of HpcCluster `owner`'s ConfigMap of `role`. */
 export const configMapNameOf = (role: ConfigMapRole, owner: string): string => (role === 'users' ? usersConfigMapName(owner) : nssConfigMapName(owner));
 
-/** Whether ConfigMap `name` may be one of some HpcCluster's two: `<owner>-users` or `<owner>-nss`. */
+/** What each role's name adds to its owner's: `-users`, `-nss`. */
+const ROLE_SUFFIXES = CONFIGMAP_ROLES.map((role) => configMapNameOf(role, ''));
+
+/**
+ * Whether ConfigMap `name` may be one of some HpcCluster's two: `<owner>-users` or
+ * `<owner>-nss`. Asked of every ConfigMap event in the watched namespaces.
+ */
 export const mayBeAnHpcClustersConfigMap = (name: string): boolean =>
-  CONFIGMAP_ROLES.some((role) => {
-    const suffix = configMapNameOf(role, '');
-    return name.length > suffix.length && name.endsWith(suffix);
-  });
+  ROLE_SUFFIXES.some((suffix) => name.length > suffix.length && name.endsWith(suffix));
 
 /** The role of ConfigMap `name` for HpcCluster `owner`, if it is one of its two. */
 export function roleOf(name: string, owner: string): ConfigMapRole | undefined {
