@@ -7,7 +7,8 @@ import { syncRequestFieldEntries } from './sync-request.js';
  * The typed, slim forms the informer caches keep, each made once as the object arrives.
  * Every HpcCluster's two ConfigMaps are cached (and anyone's of those names), and a users
  * ConfigMap of 1,000 users has some 3,000 keys, which is why they are watched as metadata
- * only; managedFields list every field again. The caches keep what the controller reads and nothing else.
+ * only; managedFields list every field again. The caches keep what the controller reads and
+ * nothing else.
  */
 
 /**
