@@ -368,6 +368,7 @@ test('the webhook keeps answering with the right identity through a rolling upda
   const creating = keepCreatingPods();
   await admittedMore(creating, 10, '10 pods admitted before the update');
   const replaced: ProcessReplica[] = [];
+  let admittedAtLastExit = 0;
   for (const [index, outgoing] of old.entries()) {
     // One at a time (maxUnavailable 0, maxSurge 1): the new replica joins the Service once ready...
     const incoming = await ready(await spawnReplica(install));
@@ -376,14 +377,19 @@ test('the webhook keeps answering with the right identity through a rolling upda
     // ...the old one leaves it (its preStop pause), then gets SIGTERM by its own pid and exits cleanly.
     await outgoing.process.signal('SIGTERM');
     expect(await outgoing.process.exited).toBe(0);
+    admittedAtLastExit = creating.admitted();
     await admittedMore(creating, 10, `10 more pods admitted after replica ${String(index + 1)} was replaced`);
   }
   const outcomes = await creating.stop();
 
   expect(outcomes.filter((o) => 'refused' in o)).toEqual([]);
   expect(outcomes.filter((o) => 'uid' in o && o.uid !== ANN_UID)).toEqual([]);
-  // The new replicas answered.
-  for (const replica of replaced) expect(await processAdmissions(replica)).toBeGreaterThan(0);
+  // The new replicas answered every pod admitted since the last old one exited, but for the
+  // two creations (one per worker) that may have been answered just before. Which new replica
+  // answered is the balancer's choice: the apiserver keeps its connections alive, so a replica
+  // that joined beside a surviving old one may get none of them.
+  const answeredByNew = (await Promise.all(replaced.map(processAdmissions))).reduce((sum, count) => sum + count, 0);
+  expect(answeredByNew).toBeGreaterThanOrEqual(creating.admitted() - admittedAtLastExit - 2);
 }, 300_000);
 
 const watchRestarts = (replica: RunningOperator) => counterOf(replica, 'hpc_user_operator_watch_restarts_total');
