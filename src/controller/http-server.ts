@@ -1,8 +1,9 @@
 // The operational endpoints: /metrics for Prometheus, /healthz and /readyz for the kubelet.
 // One server when both addresses are the same, two otherwise.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { http } from '../runtime/node-http.js';
 
 export interface OperationalServerOptions {
   /** `host:port` for /metrics (`:port` or `[::]:port` for every interface); omitted: not served. */
@@ -51,7 +52,7 @@ function text(response: ServerResponse, status: number, body: string): void {
 
 async function listen(addr: string, routes: Map<string, Handler>): Promise<Server> {
   const { host, port } = parseListenAddress(addr);
-  const server = createServer((request, response) => {
+  const server = http.createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const handler = routes.get(path);
     if (!handler) return text(response, 404, 'not found\n');

@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events';
-import http from 'node:http';
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
 import zlib from 'node:zlib';
 import { formatTimestamp, systemClock, type Clock } from '../runtime/clock.js';
+import { http } from '../runtime/node-http.js';
 import { kindOfRetCode, ProviderError, type ProviderErrorKind } from './errors.js';
 import type { EndpointAllowList } from './endpoint-policy.js';
 import { accessKeyIdentity } from './key-identity.js';
@@ -97,7 +98,7 @@ export interface HpcApiClientOptions {
   /** Default: the process-wide bucket of this key. The operator's never waits (see KeyBudgets). */
   rateLimiter?: CallLimiter;
   /** A keep-alive agent to share; default: one owned by this client (see `close`). */
-  agent?: http.Agent;
+  agent?: Agent;
   clock?: Clock;
   random?: () => number;
   /** Called once per HTTP attempt, retries included. */
@@ -124,7 +125,7 @@ const NO_VALID_ANSWER = 'no valid ListUsers answer from the endpoint';
 const REQUEST_HEADERS = { accept: 'application/json', 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'hpc-user-operator' } as const;
 
 /** A keep-alive agent for an endpoint; `caCert` applies to https only. */
-function createAgent(endpoint: string, caCert?: string): http.Agent {
+function createAgent(endpoint: string, caCert?: string): Agent {
   const options = { keepAlive: true, maxSockets: 16 };
   return new URL(endpoint).protocol === 'http:'
     ? new http.Agent(options)
@@ -160,8 +161,8 @@ export class HpcApiClient {
   private readonly origin: string;
   /** http.get or https.get, and where it connects: the endpoint's URL is parsed once, not per page. */
   private readonly get: typeof http.get;
-  private readonly target: Pick<http.RequestOptions, 'protocol' | 'hostname' | 'port'>;
-  private readonly agent: http.Agent;
+  private readonly target: Pick<RequestOptions, 'protocol' | 'hostname' | 'port'>;
+  private readonly agent: Agent;
   private readonly ownsAgent: boolean;
   private readonly credentials: Credentials;
   private readonly timeoutMs: number;
@@ -437,7 +438,7 @@ function networkReason(err: unknown): string {
 }
 
 /** The response once its head arrived; the request's errors, then or later, never go unheard. */
-function responseOf(request: http.ClientRequest): Promise<http.IncomingMessage> {
+function responseOf(request: ClientRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     // After the head a failure (reset, abort) also ends the response, whose reader reports it.
     request.on('error', reject);
@@ -455,7 +456,7 @@ const LENIENT_ZLIB = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.con
  * The body decoded per its content-encoding (one of REQUEST_HEADERS'; deflate in its zlib
  * format, RFC 9110); any other encoding is passed as it is, and is then not JSON.
  */
-function decoded(response: http.IncomingMessage): Readable {
+function decoded(response: IncomingMessage): Readable {
   const encoding = response.headers['content-encoding']?.trim().toLowerCase();
   const decoder =
     encoding === 'gzip' || encoding === 'x-gzip'
