@@ -9,6 +9,7 @@ import { createTestNamespace } from '../tools/harness/cluster.js';
 import { createCredentialsSecret, createHpcCluster, metricSamples, WEBHOOK_CONFIGURATION, type MetricSample } from '../tools/harness/operator.js';
 import { installWebhookConfiguration } from '../tools/harness/webhook.js';
 import { waitFor } from '../tools/harness/wait-for.js';
+import { deploymentNodeOptions, imageNode } from '../tools/node/image-node.js';
 import { formatTable, LIFTED_PROVIDER_RATE_LIMIT, mb, procStatusKb, ReadyTimes, runCleanups, startBenchCluster, startBenchOperator } from './controller.js';
 
 /**
@@ -169,7 +170,7 @@ async function measureRound(setup: Setup, clusters: readonly string[], round: nu
 const msText = (value: number) => `${value < 10 ? value.toFixed(2) : String(Math.round(value))} ms`;
 const latencyText = (latency: Latency) => `p50 ${msText(latency.p50Ms)}, p99 ${msText(latency.p99Ms)}, mean ${msText(latency.meanMs)}`;
 
-function report(result: WebhookBenchResult): string {
+function report(result: WebhookBenchResult, nodeVersion: string): string {
   const rows: [string, string][] = [];
   for (const round of result.rounds) {
     rows.push([`${String(PODS)} pod creations, ${String(round.clusters)} HpcClusters x ${String(USERS)} users cached`, `${String(round.refused)} refused`]);
@@ -186,7 +187,8 @@ function report(result: WebhookBenchResult): string {
     `verified TLS through the shipped MutatingWebhookConfiguration (by URL); pods created one at a time, each claiming a random`,
     `user of a random HpcCluster; ${String(WARM_UP_PODS)} warm-up creations first. Quantiles of the two histograms are interpolated inside`,
     `their buckets (as histogram_quantile does); the apiserver's smallest bucket is 5 ms. Memory: /proc/<pid>/status VmRSS,`,
-    `${String(SETTLE_MS / 1000)} s after /readyz, under the tsx loader as in the tests.`,
+    `${String(SETTLE_MS / 1000)} s after /readyz. The operator runs as the image runs it: dist/cli/main.js on Node.js ${nodeVersion},`,
+    `NODE_OPTIONS=${deploymentNodeOptions()} from deploy/manager/deployment.yaml.`,
     `Machine: ${String(availableParallelism())} CPUs, 1-minute load average ${result.loadAverage.start.toFixed(2)} at the start, ${result.loadAverage.end.toFixed(2)} at the end.`,
     formatTable(rows),
   ].join('\n');
@@ -229,7 +231,11 @@ export async function benchWebhook(): Promise<WebhookBenchResult> {
 
     const start = async (webhook: boolean) => {
       const addr = `127.0.0.1:${String(await freePort())}`;
-      const operator = await startBenchOperator(admin, operatorNamespace, workDir, LIFTED_PROVIDER_RATE_LIMIT, cleanups, { watch: namespace, ...(webhook ? { webhook: { addr } } : {}) });
+      const operator = await startBenchOperator(admin, operatorNamespace, workDir, LIFTED_PROVIDER_RATE_LIMIT, cleanups, {
+        watch: namespace,
+        shipped: true,
+        ...(webhook ? { webhook: { addr } } : {}),
+      });
       return { ...operator, webhookAddr: addr };
     };
 
@@ -266,7 +272,7 @@ export async function benchWebhook(): Promise<WebhookBenchResult> {
       rss: { webhookOffMb, webhookOnMb, webhookOnAfterAdmissionsMb: afterAdmissions, webhookOnPeakMb: peak },
       loadAverage: { start: loadAtStart, end: loadavg()[0] ?? 0 },
     };
-    process.stdout.write(`${report(result)}\n`);
+    process.stdout.write(`${report(result, (await imageNode()).version)}\n`);
     return result;
   } finally {
     await runCleanups('webhook', cleanups);
