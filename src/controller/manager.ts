@@ -198,6 +198,9 @@ export class Manager {
     });
     // The initial lists parsed every cached object whole and kept a slim copy: let go of the rest.
     collectGarbage();
+    // With the webhook on, every cached user list is then read whole once, to be indexed: let go
+    // of those reads too, once they are done.
+    void this.webhook?.indexCaughtUp().then(collectGarbage);
     logger.info({ namespaces: namespaces.length === 0 ? 'all' : namespaces, identity: this.options.identity }, 'caches synced');
     await webhookStarted;
   }

@@ -49,6 +49,10 @@ export class PodIdentityWebhook {
   private readonly toPrepare = new Set<string>();
   /** User lists read at once: at start-up, every HpcCluster's. */
   private readonly readLimit = concurrencyLimit(4);
+  /** Preparations scheduled and not finished yet. */
+  private preparing = 0;
+  /** Waiting for `preparing` to come down to 0. */
+  private caughtUpWaiters: (() => void)[] = [];
 
   constructor(private readonly options: PodIdentityWebhookOptions) {
     const { hpcClusters, configMaps } = options;
@@ -79,6 +83,15 @@ export class PodIdentityWebhook {
     return this.server?.address;
   }
 
+  /**
+   * Resolves once no preparation is scheduled or running: after the caches' first lists, once
+   * every cached user list has been read and indexed (or failed to be).
+   */
+  indexCaughtUp(): Promise<void> {
+    if (this.preparing === 0) return Promise.resolve();
+    return new Promise((resolve) => this.caughtUpWaiters.push(resolve));
+  }
+
   /** Forgets the index of a deleted HpcCluster. */
   forget(namespace: string, name: string): void {
     this.resolver.forget(namespace, name);
@@ -106,13 +119,21 @@ export class PodIdentityWebhook {
     const key = `${namespace}/${name}`;
     if (this.toPrepare.has(key)) return;
     this.toPrepare.add(key);
+    this.preparing++;
     void this.readLimit(async () => {
       this.toPrepare.delete(key);
       await this.resolver.prepare(namespace, name, this.sources(namespace, name), this.options.readConfigMap);
-    }).catch((error: unknown) => {
-      // The next event of this HpcCluster prepares again; meanwhile its claims are asked to retry.
-      this.options.logger.warn({ namespace, name, error: messageOf(error) }, 'could not read the user list of an HpcCluster');
-    });
+    })
+      .catch((error: unknown) => {
+        // The next event of this HpcCluster prepares again; meanwhile its claims are asked to retry.
+        this.options.logger.warn({ namespace, name, error: messageOf(error) }, 'could not read the user list of an HpcCluster');
+      })
+      .finally(() => {
+        if (--this.preparing > 0) return;
+        const waiters = this.caughtUpWaiters;
+        this.caughtUpWaiters = [];
+        for (const resolve of waiters) resolve();
+      });
   }
 
   private answer(body: unknown): AdmissionReview {
