@@ -49,10 +49,8 @@ export class PodIdentityWebhook {
   private readonly toPrepare = new Set<string>();
   /** User lists read at once: at start-up, every HpcCluster's. */
   private readonly readLimit = concurrencyLimit(4);
-  /** Preparations scheduled and not finished yet. */
-  private preparing = 0;
-  /** Waiting for `preparing` to come down to 0. */
-  private caughtUpWaiters: (() => void)[] = [];
+  /** Preparations scheduled and not finished yet; none of them rejects. */
+  private readonly preparations = new Set<Promise<void>>();
 
   constructor(private readonly options: PodIdentityWebhookOptions) {
     const { hpcClusters, configMaps } = options;
@@ -87,9 +85,8 @@ export class PodIdentityWebhook {
    * Resolves once no preparation is scheduled or running: after the caches' first lists, once
    * every cached user list has been read and indexed (or failed to be).
    */
-  indexCaughtUp(): Promise<void> {
-    if (this.preparing === 0) return Promise.resolve();
-    return new Promise((resolve) => this.caughtUpWaiters.push(resolve));
+  async indexCaughtUp(): Promise<void> {
+    while (this.preparations.size > 0) await Promise.all(this.preparations);
   }
 
   /** Forgets the index of a deleted HpcCluster. */
@@ -119,8 +116,7 @@ export class PodIdentityWebhook {
     const key = `${namespace}/${name}`;
     if (this.toPrepare.has(key)) return;
     this.toPrepare.add(key);
-    this.preparing++;
-    void this.readLimit(async () => {
+    const preparation = this.readLimit(async () => {
       this.toPrepare.delete(key);
       await this.resolver.prepare(namespace, name, this.sources(namespace, name), this.options.readConfigMap);
     })
@@ -128,12 +124,8 @@ export class PodIdentityWebhook {
         // The next event of this HpcCluster prepares again; meanwhile its claims are asked to retry.
         this.options.logger.warn({ namespace, name, error: messageOf(error) }, 'could not read the user list of an HpcCluster');
       })
-      .finally(() => {
-        if (--this.preparing > 0) return;
-        const waiters = this.caughtUpWaiters;
-        this.caughtUpWaiters = [];
-        for (const resolve of waiters) resolve();
-      });
+      .finally(() => this.preparations.delete(preparation));
+    this.preparations.add(preparation);
   }
 
   private answer(body: unknown): AdmissionReview {
