@@ -1,63 +1,14 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { Controller, controllerOwner, healthProblems, type RunOptions, type WatchedCache } from '../../../src/controller/controller.js';
-import type { InformerEvent, InformerHandler } from '../../../src/controller/informer.js';
+import { Controller, controllerOwner, healthProblems, type RunOptions } from '../../../src/controller/controller.js';
 import type { ObjectKey } from '../../../src/controller/object-key.js';
 import type { ReconcileResult } from '../../../src/controller/queue.js';
 import { ReferenceIndex } from '../../../src/controller/reference-index.js';
+import { FakeCache } from '../../support/fake-cache.js';
 import { ManualClock } from '../../support/manual-clock.js';
 import { waitFor } from '../../../tools/harness/wait-for.js';
 
-/** A cache the test fills and whose events it sends by hand. */
-class FakeCache<T extends KubernetesObject> implements WatchedCache<T> {
-  private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
-  private readonly objects = new Map<string, T>();
-  since: number | undefined;
-  starts = 0;
-  stopped = false;
-
-  constructor(readonly name: string) {}
-
-  on(event: InformerEvent, handler: InformerHandler<T>): void {
-    this.handlers[event].push(handler);
-  }
-
-  list(): T[] {
-    return [...this.objects.values()];
-  }
-
-  start(): Promise<void> {
-    this.starts++;
-    return Promise.resolve();
-  }
-
-  stop(): void {
-    this.stopped = true;
-  }
-
-  notWatchingSince(): number | undefined {
-    return this.since;
-  }
-
-  add(object: T): void {
-    this.objects.set(nameOf(object), object);
-    for (const handler of this.handlers.add) handler(object);
-  }
-
-  update(object: T): void {
-    const old = this.objects.get(nameOf(object));
-    this.objects.set(nameOf(object), object);
-    for (const handler of this.handlers.update) handler(object, old);
-  }
-
-  delete(object: T): void {
-    this.objects.delete(nameOf(object));
-    for (const handler of this.handlers.delete) handler(object, object);
-  }
-}
-
-const nameOf = (object: KubernetesObject): string => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
 
 interface Primary extends KubernetesObject {
   spec: { secret: string };

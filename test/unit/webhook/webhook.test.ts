@@ -1,29 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { HpcClusterObject } from '../../../src/api/hpccluster.js';
 import type { CachedConfigMap } from '../../../src/controller/cached-objects.js';
-import type { InformerEvent, InformerHandler } from '../../../src/controller/informer.js';
 import { OperatorMetrics } from '../../../src/controller/metrics.js';
 import type { ConfigMapState } from '../../../src/controller/plan.js';
 import { SYNC_ID_ANNOTATION } from '../../../src/render/configmaps.js';
 import type { CertificateKeeper } from '../../../src/webhook/certificate-keeper.js';
 import { PodIdentityWebhook } from '../../../src/webhook/webhook.js';
-
-/** A cache of a few objects whose events the test fires. */
-class FakeCache<T extends KubernetesObject & { metadata?: { namespace?: string; name?: string } }> {
-  private readonly handlers: Record<InformerEvent, InformerHandler<T>[]> = { add: [], update: [], delete: [] };
-  constructor(private readonly objects: T[]) {}
-  get(namespace: string, name: string): T | undefined {
-    return this.objects.find((o) => o.metadata?.namespace === namespace && o.metadata.name === name);
-  }
-  on(event: InformerEvent, handler: InformerHandler<T>): void {
-    this.handlers[event].push(handler);
-  }
-  add(object: T): void {
-    for (const handler of this.handlers.add) handler(object);
-  }
-}
+import { FakeCache } from '../../support/fake-cache.js';
 
 /** A promise and its settlers. */
 function deferred<T>() {
@@ -41,8 +25,10 @@ const usersConfigMap = (name: string): CachedConfigMap => ({
 
 describe('PodIdentityWebhook.indexCaughtUp', () => {
   function webhookOver(names: string[]) {
-    const hpcClusters = new FakeCache(names.map(cluster));
-    const configMaps = new FakeCache(names.map(usersConfigMap));
+    const hpcClusters = new FakeCache<HpcClusterObject>('hpcclusters');
+    const configMaps = new FakeCache<CachedConfigMap>('configmaps');
+    // Filled before the webhook listens: only the HpcClusters' events below schedule reads.
+    for (const name of names) configMaps.add(usersConfigMap(name));
     const reads = new Map(names.map((name) => [`${name}-users`, deferred<ConfigMapState | undefined>()]));
     const webhook = new PodIdentityWebhook({
       addr: '127.0.0.1:0',
