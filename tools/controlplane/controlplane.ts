@@ -107,19 +107,54 @@ function signalOwnedGuards(): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1. Another process may take it before it is used; starts retry. */
-export function freePort(): Promise<number> {
+/** Where freePort looks first: above the well-known and common service ports. */
+const LOWEST_PICKED_PORT = 10_000;
+/** Ports freePort has handed out in this process, never handed out again. */
+const handedOut = new Set<number>();
+
+/** The low end of the kernel's ephemeral port range, or undefined where it cannot be read. */
+function ephemeralRangeStart(): number | undefined {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Listens on 127.0.0.1:`port` (0: any) and closes again: the port it got, or undefined when taken. */
+function probe(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(undefined) : reject(error)));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port assigned'));
-      });
+      server.close(() => resolve(address !== null && typeof address === 'object' ? address.port : undefined));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for a process about to listen on it. Picked below the kernel's
+ * ephemeral range: a port found by listening on 0 comes from that range, from which the kernel
+ * also takes the source port of every outgoing connection, so it could be taken again before
+ * the process listens (EADDRINUSE, seen in CI). Below the range only an explicit listen takes a
+ * port; each pick is checked by listening on it, and none is handed out twice by this process.
+ * Another process may still take it first; starts of the control plane retry.
+ */
+export async function freePort(): Promise<number> {
+  const rangeStart = ephemeralRangeStart();
+  if (rangeStart !== undefined && rangeStart - LOWEST_PICKED_PORT >= 1_000) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = LOWEST_PICKED_PORT + Math.floor(Math.random() * (rangeStart - LOWEST_PICKED_PORT));
+      if (handedOut.has(port) || (await probe(port)) === undefined) continue;
+      handedOut.add(port);
+      return port;
+    }
+  }
+  const port = await probe(0);
+  if (port === undefined) throw new Error('no port assigned');
+  return port;
 }
 
 class GuardedProcess {
